@@ -1,0 +1,56 @@
+/**
+ * The tables that hold health data: ciphertext, blind indexes and pseudonyms.
+ * Private to src/chart (DESIGN.md invariant 1); `test/invariants/one-way-in.test.ts` and the lint
+ * rule `noRestrictedImports` fail when any other module imports this file or a chart store.
+ */
+export type ChartTables = {
+  patients: {
+    id: string;
+    practice_id: string;
+    current_version: number;
+    active: boolean;
+    created_at: Date;
+    updated_at: Date;
+  };
+  patient_versions: {
+    patient_id: string;
+    version: number;
+    /** Identity (names, birth date, contact details, identifiers), sealed under the patient's identity key reference. */
+    body: Buffer;
+    created_at: Date;
+    created_by: string;
+  };
+  patient_links: {
+    patient_id: string;
+    practice_id: string;
+    /** `{ pseudonym, clinicalKeyId }` sealed under the link key. */
+    link: Buffer;
+    /** Keyed hash of the pseudonym, to find the patient from a clinical row. */
+    pseudonym_index: Buffer;
+  };
+  patient_index: {
+    practice_id: string;
+    kind: string;
+    hash: Buffer;
+    patient_id: string;
+  };
+  records: {
+    id: string;
+    practice_id: string;
+    pseudonym: string;
+    kind: string;
+    sensitivity: string;
+    author_id: string;
+    status: string;
+    current_version: number;
+    created_at: Date;
+    updated_at: Date;
+  };
+  record_versions: {
+    record_id: string;
+    version: number;
+    body: Buffer;
+    created_at: Date;
+    created_by: string;
+  };
+};

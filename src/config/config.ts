@@ -1,0 +1,35 @@
+import path from 'node:path';
+
+/** Typed configuration. This is the only module that reads `process.env` (CONVENTIONS.md). */
+export interface Config {
+  /** Folder for the embedded database, the key file (by default) and blobs. */
+  readonly dataDir: string;
+  /** PostgreSQL connection string; absent selects the embedded database under `dataDir/pg`. */
+  readonly databaseUrl: string | undefined;
+  /** Path of the key file (key-encryption key, index, link and audit signing keys). */
+  readonly keyFile: string;
+  /** Largest FHIR bundle `custos import` accepts, in bytes. */
+  readonly maxImportBytes: number;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Builds the configuration from an environment (defaults give the embedded mode).
+ * @example loadConfig({ CUSTOS_DATA_DIR: '/srv/custos' }).keyFile // '/srv/custos/custos.keys'
+ */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const dataDir = path.resolve(cwd, env.CUSTOS_DATA_DIR || 'data');
+  const databaseUrl = env.DATABASE_URL || undefined;
+  const keyFile = path.resolve(cwd, env.CUSTOS_KEY_FILE || path.join(dataDir, 'custos.keys'));
+  const maxImportBytes = Number(env.CUSTOS_MAX_IMPORT_BYTES || 50 * 1024 * 1024);
+  return { dataDir, databaseUrl, keyFile, maxImportBytes };
+}
+
+/** Connection string of the PostgreSQL server the integration tests use (never a production one). */
+export function testDatabaseUrl(env: Env = process.env): string | undefined {
+  return env.CUSTOS_TEST_DATABASE_URL || undefined;
+}
+
+/** Whether standard error is a terminal (for progress bars). */
+export const isInteractive = (): boolean => Boolean(process.stderr.isTTY) && !process.env.CI;

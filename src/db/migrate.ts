@@ -1,0 +1,51 @@
+import { type Kysely, type Migration, Migrator, sql } from 'kysely';
+import { CustosError } from '../errors.ts';
+import type { CoreDb } from './schema.ts';
+import * as m001 from './migrations/001_initial.ts';
+
+/** Every migration this version of Custos knows, in order. One set for both engines. */
+export const migrations: Readonly<Record<string, Migration>> = {
+  '001_initial': m001,
+};
+
+const TABLE = 'custos_migrations';
+
+/** Names of migrations applied to this database (empty for a fresh one). */
+export async function appliedMigrations(db: Kysely<CoreDb>): Promise<string[]> {
+  const exists = await sql<{ t: string | null }>`SELECT to_regclass(${TABLE}) AS t`.execute(db);
+  if (!exists.rows[0]?.t) {
+    return [];
+  }
+  const rows = await sql<{ name: string }>`SELECT name FROM custos_migrations ORDER BY name`.execute(db);
+  return rows.rows.map((r) => r.name);
+}
+
+/**
+ * Refuses a database whose schema is newer than this code: running old code on it could
+ * misread or corrupt data. Called before anything is written.
+ */
+export async function assertSchemaNotNewer(db: Kysely<CoreDb>): Promise<void> {
+  const unknown = (await appliedMigrations(db)).filter((name) => !(name in migrations));
+  if (unknown.length > 0) {
+    throw new CustosError(
+      'CUSTOS_ERR_SCHEMA_TOO_NEW',
+      `the database schema is newer than this version of Custos (it has migration ${unknown[0]}); upgrade Custos before using this database`,
+    );
+  }
+}
+
+/** Applies pending migrations; returns the names applied. */
+export async function migrate(db: Kysely<CoreDb>): Promise<string[]> {
+  await assertSchemaNotNewer(db);
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => ({ ...migrations }) },
+    migrationTableName: TABLE,
+    migrationLockTableName: `${TABLE}_lock`,
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    throw error;
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

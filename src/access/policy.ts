@@ -5,9 +5,9 @@ import type { AccessContext } from './context.ts';
  * Allows the `system` actor, and a user who is on the patient's care team. Everything else,
  * including patients and users with no relationship, is denied.
  */
-export type ChartAction = 'create' | 'read' | 'update' | 'list' | 'search' | 'history' | 'export' | 'care-team';
+export type ChartAction = 'create' | 'read' | 'update' | 'list' | 'search' | 'history' | 'export' | 'care-team' | 'import';
 
-export type ResourceType = 'patient' | 'record' | 'chart' | 'care-team';
+export type ResourceType = 'patient' | 'record' | 'chart' | 'care-team' | 'bundle';
 
 /** Facts loaded before the decision runs; `decide` itself does no I/O. */
 export interface Facts {
@@ -26,7 +26,7 @@ const deny = (reason: DenyReason): Decision => ({ allow: false, reason });
 
 export function decide(ctx: AccessContext, action: ChartAction, resource: ResourceType, facts: Facts): Decision {
   // Searching and creating a new patient have no patient yet; only the system actor may, for now.
-  const needsPatient = !(action === 'search' || (action === 'create' && resource === 'patient'));
+  const needsPatient = !(action === 'search' || action === 'import' || (action === 'create' && resource === 'patient'));
   if (needsPatient && !facts.patientInPractice) {
     return deny('not-found');
   }
@@ -34,6 +34,9 @@ export function decide(ctx: AccessContext, action: ChartAction, resource: Resour
     case 'system':
       return ALLOW;
     case 'user':
+      if (action === 'import') {
+        return deny('actor-kind');
+      }
       if (action === 'search') {
         // Results are filtered to the caller's care-team patients by the gate.
         return ALLOW;

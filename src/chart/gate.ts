@@ -56,6 +56,8 @@ const Query = z
 
 export interface ChartOptions {
   readonly db: Kysely<CoreDb>;
+  /** Internal: set for the Chart that `batch` hands out, bound to one open transaction. */
+  readonly transaction?: Kysely<store.ChartDb>;
   readonly keyring: Keyring;
   /** The only thing tests may fake. */
   readonly clock?: () => Date;
@@ -75,11 +77,43 @@ export class Chart {
   readonly #db: Kysely<store.ChartDb>;
   readonly #keyring: Keyring;
   readonly #clock: () => Date;
+  readonly #options: ChartOptions;
+  readonly #inBatch: boolean;
 
   constructor(options: ChartOptions) {
-    this.#db = options.db.withTables<ChartTables>();
+    this.#options = options;
+    this.#db = options.transaction ?? options.db.withTables<ChartTables>();
+    this.#inBatch = options.transaction !== undefined;
     this.#keyring = options.keyring;
     this.#clock = options.clock ?? (() => new Date());
+  }
+
+  /**
+   * Runs several gate calls in one transaction (one FHIR bundle is all or nothing). Each call
+   * still writes its own audit entry; the batch adds one entry for itself (`action`, with
+   * `detail`), and if anything fails, everything rolls back and one error entry is written.
+   */
+  async batch<T>(
+    ctx: AccessContext,
+    target: { action: 'import'; detail?: (result: T) => AuditEvent['detail'] },
+    fn: (chart: Chart) => Promise<T>,
+  ): Promise<T> {
+    if (this.#inBatch) {
+      throw new Error('batches do not nest');
+    }
+    const t: Target = { action: target.action, resourceType: 'bundle' };
+    try {
+      return await this.#db.transaction().execute(async (tx) => {
+        this.#authorize(ctx, t, { patientInPractice: false, onCareTeam: false });
+        const result = await fn(new Chart({ ...this.#options, transaction: tx }));
+        await append(asCore(tx), ctx, { ...t, outcome: 'success', detail: target.detail?.(result) ?? null }, this.#clock());
+        return result;
+      });
+    } catch (e) {
+      const denied = e instanceof Denied;
+      await append(asCore(this.#db), ctx, { ...t, outcome: denied ? 'denied' : 'error', reason: failureReason(e) }, this.#clock());
+      throw denied ? notFound('bundle') : e;
+    }
   }
 
   /** Registers a patient; `careTeam` user ids join its care team from now on. */
@@ -349,8 +383,17 @@ export class Chart {
 
   /** A patient's whole chart: identity plus every current clinical record. One audit entry. */
   async readChart(ctx: AccessContext, patientId: string): Promise<{ patient: Patient; records: ClinicalRecord[] }> {
-    return this.#call(ctx, { action: 'read', resourceType: 'chart' }, async (tx, t, keys) => {
-      const head = await this.#patientFor(tx, ctx, t, patientId, 'read');
+    return this.#chart(ctx, patientId, 'read');
+  }
+
+  /** The chart for export (right of access, `custos export`): audited as an export. */
+  async exportChart(ctx: AccessContext, patientId: string): Promise<{ patient: Patient; records: ClinicalRecord[] }> {
+    return this.#chart(ctx, patientId, 'export');
+  }
+
+  async #chart(ctx: AccessContext, patientId: string, action: 'read' | 'export') {
+    return this.#call(ctx, { action, resourceType: 'chart' }, async (tx, t, keys) => {
+      const head = await this.#patientFor(tx, ctx, t, patientId, action);
       const link = this.#link(head.link, head.id);
       const rows = await store.loadRecords(tx, { practiceId: ctx.practiceId, pseudonym: link.pseudonym });
       t.detail = { count: rows.length };
@@ -363,6 +406,17 @@ export class Chart {
   async #call<T>(ctx: AccessContext, target: Target, work: (tx: store.Tx, t: Target, keys: CallKeys) => Promise<() => T>): Promise<T> {
     const t: Target = { ...target };
     const keys = new CallKeys(this.#keyring);
+    if (this.#inBatch) {
+      // Inside a batch: same steps on the batch's transaction; a failure aborts the whole batch,
+      // which audits it once.
+      try {
+        const reveal = await work(this.#db, t, keys);
+        await append(asCore(this.#db), ctx, { ...t, outcome: 'success' }, this.#clock());
+        return reveal();
+      } finally {
+        keys.dispose();
+      }
+    }
     try {
       return await this.#db.transaction().execute(async (tx) => {
         const reveal = await work(tx, t, keys);
@@ -376,7 +430,7 @@ export class Chart {
       const event: AuditEvent = {
         ...t,
         outcome: denied ? 'denied' : 'error',
-        reason: denied ? e.reason : isCustosError(e) ? e.code : 'internal',
+        reason: failureReason(e),
       };
       try {
         await append(asCore(this.#db), ctx, event, this.#clock());
@@ -488,6 +542,8 @@ export class Chart {
     return indexTerms(identity).map((x) => ({ kind: x.kind, hash: this.#keyring.blindIndex(x.kind, x.value) }));
   }
 }
+
+const failureReason = (e: unknown): string => (e instanceof Denied ? e.reason : isCustosError(e) ? e.code : 'internal');
 
 /** The chart handle seen as the core schema (a superset), for the audit append. */
 const asCore = (db: Kysely<store.ChartDb>): Kysely<CoreDb> => db as unknown as Kysely<CoreDb>;

@@ -63,7 +63,10 @@ export async function openDatabase(options: {
   fs.mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const release = takeLock(path.join(options.dataDir, 'custos.lock'));
   try {
-    const pglite = await PGlite.create(path.join(options.dataDir, 'pg'));
+    const pgDir = path.join(options.dataDir, 'pg');
+    fs.mkdirSync(pgDir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(pgDir, 0o700);
+    const pglite = await PGlite.create(pgDir);
     return connect({ engine: 'pglite', pglite, ownsPglite: true, release });
   } catch (e) {
     release();

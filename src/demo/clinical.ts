@@ -135,7 +135,7 @@ export interface MedicationDef {
   readonly display: string;
   readonly dosage: string;
   readonly route: string;
-  readonly dose: { value: number; unit: string; code: string };
+  readonly dose?: { value: number; unit: string; code: string };
 }
 
 export const MEDICATIONS = {
@@ -158,6 +158,7 @@ export const MEDICATIONS = {
   levothyroxine: med('10582', 'levothyroxine', '50 mcg by mouth every morning before breakfast', 'oral', 50, 'ug'),
   omeprazole: med('7646', 'omeprazole', '20 mg by mouth once daily before breakfast', 'oral', 20, 'mg'),
   sumatriptan: med('37418', 'sumatriptan', '50 mg by mouth at migraine onset; may repeat once', 'oral', 50, 'mg'),
+  hydrocortisone: { code: '5492', display: 'hydrocortisone', dosage: '1% cream applied thinly to affected skin twice daily', route: 'topical' },
 } as const satisfies Record<string, MedicationDef>;
 
 export type MedicationKey = keyof typeof MEDICATIONS;
@@ -231,7 +232,7 @@ export const MEDICAL_CONDITIONS: readonly ConditionDef[] = [
   c('K21.9', 'Gastro-esophageal reflux disease without esophagitis', 18, ['weight'], ['omeprazole'], ['dietEducation']),
   c('G43.909', 'Migraine, unspecified, not intractable, without status migrainosus', 12, ['pain'], ['sumatriptan', 'ibuprofen'], []),
   c('E03.9', 'Hypothyroidism, unspecified', 20, ['weight', 'heartRate'], ['levothyroxine'], []),
-  c('L20.9', 'Atopic dermatitis, unspecified', 0, [], [], [], { maxAge: 40 }),
+  c('L20.9', 'Atopic dermatitis, unspecified', 0, [], ['hydrocortisone'], [], { maxAge: 40 }),
   c('H66.90', 'Otitis media, unspecified, unspecified ear', 0, ['pain'], ['ibuprofen'], [], { maxAge: 12 }),
 ];
 

@@ -185,12 +185,19 @@ export const VIRTUAL_LOCATION = 'Video consultation';
  */
 
 export const THERAPY_OPENERS = [
-  '{Client} attended the session on time and engaged well throughout.',
-  '{Client} arrived a few minutes late but settled quickly.',
-  '{Client} joined the video session from home; the connection was stable.',
   '{Client} reports a mixed week with some good days and some difficult ones.',
   '{Client} describes sleep as somewhat improved since the last session.',
   '{Client} reports increased stress at work over the past two weeks.',
+];
+
+export const THERAPY_OPENERS_IN_PERSON = [
+  '{Client} attended the session on time and engaged well throughout.',
+  '{Client} arrived a few minutes late but settled quickly.',
+];
+
+export const THERAPY_OPENERS_VIRTUAL = [
+  '{Client} joined the video session from home; the connection was stable.',
+  '{Client} joined by video from a private room at work.',
 ];
 
 export const THERAPY_CONTENT = [

@@ -20,7 +20,8 @@ export const CONDITION_VER_STATUS = 'http://terminology.hl7.org/CodeSystem/condi
  * US Core DocumentReference category; `clinical-note` marks a DocumentReference that is a note.
  * Chosen over LOINC document classes because it is one code with exactly this meaning.
  */
-export const US_CORE_DOCREF_CATEGORY = 'http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category';
+export const US_CORE_DOCREF_CATEGORY =
+  'http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category';
 export const CLINICAL_NOTE = 'clinical-note';
 /**
  * Gender identity (FHIR extensions pack). A complex extension: the identity sits in the

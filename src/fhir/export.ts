@@ -55,7 +55,9 @@ const urn = (id: string): string => `urn:uuid:${id}`;
 
 function patientResource(p: Patient): fhir4.Patient {
   const id = p.identity;
-  const names: NonNullable<fhir4.Patient['name']> = [{ use: 'official', family: id.name.family, given: [...id.name.given] }];
+  const names: NonNullable<fhir4.Patient['name']> = [
+    { use: 'official', family: id.name.family, given: [...id.name.given] },
+  ];
   if (id.name.preferred !== undefined) {
     names.push({ use: 'usual', given: [id.name.preferred] });
   }
@@ -73,7 +75,12 @@ function patientResource(p: Patient): fhir4.Patient {
     extension:
       id.gender === undefined
         ? undefined
-        : [{ url: GENDER_IDENTITY_EXT, extension: [{ url: 'value', valueCodeableConcept: { text: id.gender } }] }],
+        : [
+            {
+              url: GENDER_IDENTITY_EXT,
+              extension: [{ url: 'value', valueCodeableConcept: { text: id.gender } }],
+            },
+          ],
     identifier: id.identifiers.map((i) => ({
       type: { coding: [{ system: V2_IDENTIFIER_TYPE, code: IDENTIFIER_TYPE_CODES[i.type][0] }] },
       system: i.system,
@@ -87,14 +94,23 @@ function patientResource(p: Patient): fhir4.Patient {
     address:
       a === undefined
         ? undefined
-        : [{ line: [...a.lines], city: a.city, state: a.state, postalCode: a.postalCode, country: a.country }],
+        : [
+            {
+              line: [...a.lines],
+              city: a.city,
+              state: a.state,
+              postalCode: a.postalCode,
+              country: a.country,
+            },
+          ],
   });
 }
 
 function recordResource(r: ClinicalRecord, ctx: Ctx): fhir4.Resource {
   const base = {
     id: r.id,
-    meta: r.sensitivity === 'restricted' ? { security: [{ system: V3_CONFIDENTIALITY, code: 'R' }] } : undefined,
+    meta:
+      r.sensitivity === 'restricted' ? { security: [{ system: V3_CONFIDENTIALITY, code: 'R' }] } : undefined,
   };
   const err = r.status === 'entered-in-error';
   const author = { identifier: { system: CUSTOS_USER_SYSTEM, value: r.authorId } };
@@ -222,12 +238,19 @@ function recordResource(r: ClinicalRecord, ctx: Ctx): fhir4.Resource {
         resourceType: 'DocumentReference',
         status: err ? 'entered-in-error' : 'current',
         type: b.title === undefined ? undefined : { text: b.title },
-        category: [concept({ system: US_CORE_DOCREF_CATEGORY, code: CLINICAL_NOTE, display: 'Clinical Note' })],
+        category: [
+          concept({ system: US_CORE_DOCREF_CATEGORY, code: CLINICAL_NOTE, display: 'Clinical Note' }),
+        ],
         subject: ctx.subject,
         date: b.date,
         author: [author],
         content: [
-          { attachment: { contentType: NOTE_CONTENT_TYPE, data: Buffer.from(b.body, 'utf8').toString('base64') } },
+          {
+            attachment: {
+              contentType: NOTE_CONTENT_TYPE,
+              data: Buffer.from(b.body, 'utf8').toString('base64'),
+            },
+          },
         ],
         context: enc === undefined ? undefined : { encounter: [enc] },
       };

@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { systemContext } from '../access/context.ts';
+import { type Custos, openCustos } from '../app/custos.ts';
+import { loadPlan } from '../chart/load-plan.ts';
+import { type Config, loadConfig } from '../config/config.ts';
+import { generateDemoPatients, renderProgress } from '../demo/generate.ts';
+import { CustosError } from '../errors.ts';
+import { toFhirBundle } from '../fhir/export.ts';
+import { parseBundle } from '../fhir/import.ts';
+import { EXIT_OK, type Io, progress, reportError, UsageError } from './output.ts';
+
+const HELP = `custos: patient records with privacy as a property of the core
+
+Usage: custos <command> [options]
+
+Commands:
+  serve                     initialize the database and keys (the HTTP server is not built yet)
+  migrate                   apply pending database migrations and report them
+  import FILE               load a FHIR R4 Bundle (JSON) in one transaction; prints counts and new ids as JSON
+  export --patient ID       write one patient's records as a FHIR R4 Bundle to stdout
+  demo --patients N [--seed S]
+                            generate N synthetic patients with clinical histories and load them
+
+Environment:
+  CUSTOS_DATA_DIR   data folder (default ./data): embedded database, key file, blobs
+  DATABASE_URL      use this PostgreSQL database instead of the embedded one
+  CUSTOS_KEY_FILE   key file location (default CUSTOS_DATA_DIR/custos.keys)
+
+Exit codes: 0 done, 1 failed, 2 usage or input error (nothing was changed).
+`;
+
+type Command = (args: string[], config: Config, io: Io) => Promise<number>;
+
+/** Runs the command line; returns the exit code. The only place that reads `process.argv` is bin/. */
+export async function main(argv: string[], io: Io = process, config: Config = loadConfig()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(HELP);
+    return name === undefined ? 2 : EXIT_OK;
+  }
+  const command = commands[name];
+  try {
+    if (!command) {
+      throw new UsageError(`unknown command '${name}'`);
+    }
+    return await command(rest, config, io);
+  } catch (e) {
+    return reportError(io, e);
+  }
+}
+
+function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(args: string[], options: T, positionals = 0) {
+  try {
+    const r = parseArgs({ args, options, allowPositionals: positionals > 0, strict: true });
+    if (r.positionals.length > positionals) {
+      throw new UsageError(`unexpected argument '${r.positionals[positionals]}'`);
+    }
+    return r;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      throw e;
+    }
+    throw new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+}
+
+async function withCustos<T>(config: Config, fn: (c: Custos) => Promise<T>): Promise<T> {
+  const custos = await openCustos(config);
+  try {
+    return await fn(custos);
+  } finally {
+    await custos.close();
+  }
+}
+
+const where = (config: Config) => (config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded database in ${config.dataDir}/pg`);
+
+const commands: Record<string, Command> = {
+  async serve(args, config, io) {
+    parse(args, {});
+    await withCustos(config, async (c) => {
+      const r = c.report;
+      io.stdout.write(
+        [
+          `custos: ${r.fresh ? 'initialized' : 'opened'} the ${where(config)}`,
+          r.keyFileCreated ? `custos: created the key file ${config.keyFile} (mode 0600): back it up apart from the data; without it the data cannot be read` : `custos: key file ${config.keyFile} matches this database`,
+          r.migrationsApplied.length > 0 ? `custos: applied migrations ${r.migrationsApplied.join(', ')}` : 'custos: schema is up to date',
+          'custos: the HTTPS server is not part of this version yet; use the commands in custos --help',
+          '',
+        ].join('\n'),
+      );
+    });
+    return EXIT_OK;
+  },
+
+  async migrate(args, config, io) {
+    parse(args, {});
+    await withCustos(config, async (c) => {
+      const applied = c.report.migrationsApplied;
+      io.stdout.write(applied.length > 0 ? `custos: applied ${applied.join(', ')}\n` : 'custos: schema is up to date\n');
+    });
+    return EXIT_OK;
+  },
+
+  async import(args, config, io) {
+    const { positionals } = parse(args, {}, 1);
+    const file = positionals[0];
+    if (!file) {
+      throw new UsageError('import needs a FILE (a FHIR R4 Bundle in JSON)');
+    }
+    let size: number;
+    try {
+      size = fs.statSync(file).size;
+    } catch {
+      throw new UsageError(`cannot read ${file}`);
+    }
+    if (size > config.maxImportBytes) {
+      throw new CustosError('CUSTOS_ERR_IMPORT', `bundle: ${size} bytes is over the limit of ${config.maxImportBytes} bytes (CUSTOS_MAX_IMPORT_BYTES)`);
+    }
+    // Parse and validate the whole bundle before the database is even opened: a bad bundle writes nothing.
+    const plan = parseBundle(fs.readFileSync(file, 'utf8'), { maxBytes: config.maxImportBytes });
+    const loaded = await withCustos(config, (c) =>
+      loadPlan(c.chart, systemContext({ practiceId: c.practiceId, purpose: 'import', requestId: randomUUID() }), plan.patients, {
+        detail: plan.counts,
+      }),
+    );
+    io.stdout.write(`${JSON.stringify({ counts: plan.counts, patients: loaded.map((p) => ({ fullUrl: p.fullUrl, id: p.id })) })}\n`);
+    return EXIT_OK;
+  },
+
+  async export(args, config, io) {
+    const { values } = parse(args, { patient: { type: 'string' } });
+    if (!values.patient) {
+      throw new UsageError('export needs --patient ID');
+    }
+    const patientId = values.patient;
+    const bundle = await withCustos(config, async (c) => {
+      const ctx = systemContext({ practiceId: c.practiceId, purpose: 'export', requestId: randomUUID() });
+      const { patient, records } = await c.chart.exportChart(ctx, patientId);
+      return toFhirBundle(patient, records);
+    });
+    io.stdout.write(`${JSON.stringify(bundle, null, 2)}\n`);
+    return EXIT_OK;
+  },
+
+  async demo(args, config, io) {
+    const { values } = parse(args, { patients: { type: 'string' }, seed: { type: 'string' } });
+    const count = Number(values.patients ?? '');
+    if (!Number.isInteger(count) || count < 1 || count > 1_000_000) {
+      throw new UsageError('--patients must be a whole number from 1 to 1000000');
+    }
+    const seed = values.seed === undefined ? Date.now() % 2 ** 31 : Number(values.seed);
+    if (!Number.isInteger(seed) || seed < 0) {
+      throw new UsageError('--seed must be a non-negative whole number');
+    }
+    const bar = progress(io, (d, t) => renderProgress(d, t), count);
+    const loaded = await withCustos(config, async (c) => {
+      const ctx = systemContext({ practiceId: c.practiceId, purpose: 'import', requestId: randomUUID() });
+      let batch = [];
+      let n = 0;
+      const batchSize = 100;
+      for (const p of generateDemoPatients({ count, seed })) {
+        batch.push(p);
+        if (batch.length === batchSize) {
+          n += (await loadPlan(c.chart, ctx, batch, { onPatient: () => bar.tick() })).length;
+          batch = [];
+        }
+      }
+      if (batch.length > 0) {
+        n += (await loadPlan(c.chart, ctx, batch, { onPatient: () => bar.tick() })).length;
+      }
+      return n;
+    });
+    bar.end();
+    io.stdout.write(`${JSON.stringify({ patients: loaded, seed })}\n`);
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,39 @@
+import { defineConfig } from 'vitest/config';
+
+// Three tiers (CONVENTIONS.md): `*.test.ts` units; `*.int.test.ts` on the real databases, run
+// once on PGlite and once on PostgreSQL (CUSTOS_TEST_DATABASE_URL); `test/` suites.
+const integration = ['src/**/*.int.test.ts', 'test/**/*.int.test.ts'];
+
+export default defineConfig({
+  test: {
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+          exclude: integration,
+        },
+      },
+      {
+        test: {
+          name: 'pglite',
+          include: integration,
+          globalSetup: ['test/support/global-setup.ts'],
+          env: { CUSTOS_TEST_ENGINE: 'pglite' },
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'postgres',
+          include: integration,
+          globalSetup: ['test/support/global-setup.ts'],
+          env: { CUSTOS_TEST_ENGINE: 'postgres' },
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});

@@ -29,6 +29,16 @@ export const MAX_DEMO_INDEX = 100_000_000;
 
 const THERAPISTS = ['demo-clinician-1', 'demo-clinician-2', 'demo-clinician-3', 'demo-clinician-4'];
 const PHYSICIANS = ['demo-clinician-5', 'demo-clinician-6', 'demo-clinician-7', 'demo-clinician-8'];
+/* Constant tables, hoisted so that generating does not allocate them per patient. */
+const EXTRA_CONDITIONS = [
+  [0, 55],
+  [1, 33],
+  [2, 12],
+] as const;
+const THERAPY_GAPS = [7, 7, 14, 14, 21, 28];
+const QUARTERS = [0, 15, 30, 45];
+const SESSION_MINUTES = [45, 50, 50, 55];
+const VISIT_MINUTES = [15, 20, 30];
 
 export function* generateDemoPatients(options: DemoOptions): Generator<PlannedPatient> {
   const { count, seed } = options;
@@ -68,15 +78,13 @@ export function generateDemoPatient(seed: number, index: number): PlannedPatient
   const records: PlannedRecord[] = [];
   const add: PatientContext['add'] = (kind, body, opts) => {
     const localRef = `demo:${index}:${records.length + 1}`;
-    const record: PlannedRecord = {
-      localRef,
-      kind,
-      sensitivity: opts.sensitivity ?? 'normal',
-      authorId: opts.authorId,
-      body,
-      ...(opts.encounterRef === undefined ? {} : { encounterRef: opts.encounterRef }),
-    };
-    records.push(record);
+    const sensitivity = opts.sensitivity ?? 'normal';
+    const { authorId, encounterRef } = opts;
+    records.push(
+      encounterRef === undefined
+        ? { localRef, kind, sensitivity, authorId, body }
+        : { localRef, kind, sensitivity, authorId, body, encounterRef },
+    );
     return localRef;
   };
   const base = { rng, therapy, age, sex: identity.sex, birthMs, conditions, primaryClinician, add };
@@ -93,11 +101,7 @@ function chooseConditions(rng: Random, therapy: boolean, age: number): Condition
   const mental = MENTAL_CONDITIONS.filter(fits);
   const medical = MEDICAL_CONDITIONS.filter(fits);
   const chosen = [rng.pick(therapy && mental.length > 0 ? mental : medical)];
-  const extra = rng.weighted([
-    [0, 55],
-    [1, 33],
-    [2, 12],
-  ] as const);
+  const extra = rng.weighted(EXTRA_CONDITIONS);
   for (let i = 0; i < extra; i++) {
     const c = rng.pick(rng.chance(therapy ? 0.6 : 0.2) && mental.length > 0 ? mental : medical);
     if (!chosen.includes(c)) {
@@ -114,7 +118,7 @@ function planEncounters(ctx: PatientContext): PlannedEncounter[] {
   const gaps: number[] = [];
   let span = 0;
   for (let i = 1; i < count; i++) {
-    const gap = therapy ? rng.pick([7, 7, 14, 14, 21, 28]) : rng.int(14, 120);
+    const gap = therapy ? rng.pick(THERAPY_GAPS) : rng.int(14, 120);
     gaps.push(gap);
     span += gap + 2;
   }
@@ -128,8 +132,8 @@ function planEncounters(ctx: PatientContext): PlannedEncounter[] {
     const type = therapy && !(i > 0 && rng.chance(0.1)) ? 'therapy-session' : 'visit';
     const session = type === 'therapy-session';
     const virtual = rng.chance(session ? 0.35 : 0.15);
-    const start = workDay * DAY_MS + (rng.int(8, 16) * 60 + rng.pick([0, 15, 30, 45])) * MINUTE_MS;
-    const minutes = session ? (i === 0 ? 60 : rng.pick([45, 50, 50, 55])) : rng.pick([15, 20, 30]);
+    const start = workDay * DAY_MS + (rng.int(8, 16) * 60 + rng.pick(QUARTERS)) * MINUTE_MS;
+    const minutes = session ? (i === 0 ? 60 : rng.pick(SESSION_MINUTES)) : rng.pick(VISIT_MINUTES);
     const end = start + minutes * MINUTE_MS;
     const clinicianId = rng.chance(0.85) ? ctx.primaryClinician : rng.pick(session ? THERAPISTS : PHYSICIANS);
     const first = session ? 'Intake assessment' : 'New patient visit';

@@ -22,6 +22,13 @@ import {
 
 export type Locale = 'US' | 'NL';
 
+const SEXES = [
+  ['female', 51],
+  ['male', 47],
+  ['other', 1],
+  ['unknown', 1],
+] as const;
+
 const DAY_MS = 86_400_000;
 const BIRTH_FIRST = Date.UTC(1930, 0, 1);
 const BIRTH_LAST = Date.UTC(2020, 11, 31);
@@ -94,12 +101,7 @@ export function asciiFold(name: string): string {
 }
 
 export function demoIdentity(rng: Random, index: number, locale: Locale): PatientIdentity {
-  const sex = rng.weighted([
-    ['female', 51],
-    ['male', 47],
-    ['other', 1],
-    ['unknown', 1],
-  ] as const);
+  const sex = rng.weighted(SEXES);
   const group =
     locale === 'NL' && rng.chance(0.4) ? (NAME_GROUPS[5] ?? rng.pick(NAME_GROUPS)) : rng.pick(NAME_GROUPS);
   const givenPool =

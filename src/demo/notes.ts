@@ -72,11 +72,29 @@ function pickSentences(rng: Random, phrases: readonly string[], n: number): stri
   return rng.sample(phrases, n);
 }
 
+const filled = new Map<string, Map<string, string>>();
+
 /** Replaces `{Client}`, `{client}` ("the client"), `{Condition}` and `{condition}` in a phrase. */
 export function fillPhrase(phrase: string, client: string, condition: string): string {
   if (!phrase.includes('{')) {
     return phrase;
   }
+  // Phrases, clients and conditions come from short fixed lists, so the results are cached.
+  const key = `${client}|${condition}`;
+  let cache = filled.get(key);
+  if (cache === undefined) {
+    cache = new Map();
+    filled.set(key, cache);
+  }
+  let out = cache.get(phrase);
+  if (out === undefined) {
+    out = substitute(phrase, client, condition);
+    cache.set(phrase, out);
+  }
+  return out;
+}
+
+function substitute(phrase: string, client: string, condition: string): string {
   const lower = condition.charAt(0).toLowerCase() + condition.slice(1);
   return phrase
     .replaceAll('{Client}', client)

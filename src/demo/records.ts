@@ -23,6 +23,48 @@ import { ANCHOR_MS, DAY_MS, isoDate, isoDateTime, MINUTE_MS, type PatientContext
 const LAB_KEYS: ReadonlySet<ObservationKey> = new Set(['hba1c', 'glucose', 'cholesterol']);
 const SCORE_MAX: Partial<Record<ObservationKey, number>> = { phq9: 27, gad7: 21, pain: 10 };
 
+/* Constant tables, hoisted so that generating does not allocate them per record. */
+const CONDITION_STATUS = [
+  ['active', 80],
+  ['remission', 8],
+  ['resolved', 7],
+  ['recurrence', 5],
+] as const;
+const VERIFICATION = [
+  ['confirmed', 85],
+  ['provisional', 10],
+  ['differential', 5],
+] as const;
+const OBSERVATION_STATUS = [
+  ['final', 95],
+  ['amended', 3],
+  ['preliminary', 2],
+] as const;
+const MEDICATION_STATUS = [
+  ['active', 70],
+  ['completed', 20],
+  ['stopped', 10],
+] as const;
+const PLAN_STATUS = [
+  ['active', 80],
+  ['completed', 15],
+  ['draft', 5],
+] as const;
+const STOP_REASONS = ['Stopped because of side effects.', 'Stopped at patient request.', 'Switched to another agent.'];
+const PLAN_SESSIONS = [8, 12, 16, 20];
+const MODALITIES = [
+  'cognitive behavioural therapy',
+  'psychodynamic psychotherapy',
+  'acceptance and commitment therapy',
+  'interpersonal therapy',
+];
+const FREQUENCIES = ['weekly', 'weekly, then fortnightly'];
+const REVIEW_EVERY = ['four', 'six', 'eight'];
+const VITALS: readonly ObservationKey[] = ['weight', 'systolic', 'heartRate', 'height'];
+const ADULT_VITALS: readonly ObservationKey[] = [...VITALS, 'smoking'];
+const THERAPY_TREATMENTS = ['proc', 'med', 'proc'] as const;
+const CLINIC_TREATMENTS = ['med', 'med', 'proc'] as const;
+
 const sensitivityOf = (c: ConditionDef | undefined): Sensitivity => (c?.restricted ? 'restricted' : 'normal');
 
 export function addConditions(ctx: PatientContext): void {
@@ -35,20 +77,11 @@ export function addConditions(ctx: PatientContext): void {
     const atFirst = rng.chance(0.5);
     const earliest = Math.max(ctx.birthMs, first.start - 3650 * DAY_MS);
     const onsetMs = atFirst ? first.start : earliest + rng.next() * (first.start - earliest);
-    const status = rng.weighted([
-      ['active', 80],
-      ['remission', 8],
-      ['resolved', 7],
-      ['recurrence', 5],
-    ] as const);
+    const status = rng.weighted(CONDITION_STATUS);
     const body: RecordBody<'condition'> = {
       code: { system: ICD10, code: def.code, display: def.display },
       clinicalStatus: def.maxAge !== undefined && def.maxAge < 18 && rng.chance(0.7) ? 'resolved' : status,
-      verificationStatus: rng.weighted([
-        ['confirmed', 85],
-        ['provisional', 10],
-        ['differential', 5],
-      ] as const),
+      verificationStatus: rng.weighted(VERIFICATION),
       onset: isoDate(onsetMs),
     };
     if (body.clinicalStatus === 'resolved' || body.clinicalStatus === 'remission') {
@@ -93,10 +126,7 @@ export function addObservations(ctx: PatientContext): void {
   for (const key of rng.sample([...affected], 4)) {
     push(key, rng.int(0, last));
   }
-  const vitals: ObservationKey[] = ['weight', 'systolic', 'heartRate', 'height'];
-  if (ctx.age >= 16) {
-    vitals.push('smoking');
-  }
+  const vitals = ctx.age >= 16 ? ADULT_VITALS : VITALS;
   for (let tries = 0; plans.length < wanted && tries < 20; tries++) {
     push(rng.pick(vitals), rng.int(0, last));
   }
@@ -123,11 +153,7 @@ function addObservation(ctx: PatientContext, plan: ObsPlan, baseline: Map<Observ
     ? enc.start - rng.int(1, 7) * DAY_MS - rng.int(60, 180) * MINUTE_MS
     : enc.start + rng.int(2, 20) * MINUTE_MS;
   const body: RecordBody<'observation'> = {
-    status: rng.weighted([
-      ['final', 95],
-      ['amended', 3],
-      ['preliminary', 2],
-    ] as const),
+    status: rng.weighted(OBSERVATION_STATUS),
     code: { system: LOINC, code: def.code, display: def.display },
     effective: isoDateTime(effective),
   };
@@ -194,8 +220,7 @@ export function addTreatments(ctx: PatientContext): void {
   const meds = [...new Set(conditions.flatMap((c) => c.medications))];
   const procs = [...new Set(conditions.flatMap((c) => c.procedures))];
   // Therapy patients are less often on medication; in the clinic most treatment is a prescription.
-  const options: ('med' | 'proc')[] = ctx.therapy ? ['proc', 'med', 'proc'] : ['med', 'med', 'proc'];
-  for (const kind of rng.sample(options, 3)) {
+  for (const kind of rng.sample(ctx.therapy ? THERAPY_TREATMENTS : CLINIC_TREATMENTS, 3)) {
     if (added >= wanted) {
       break;
     }
@@ -228,11 +253,7 @@ export function addTreatments(ctx: PatientContext): void {
 
 function addMedication(ctx: PatientContext, def: MedicationDef, startMs: number, owner?: ConditionDef): void {
   const { rng } = ctx;
-  const status = rng.weighted([
-    ['active', 70],
-    ['completed', 20],
-    ['stopped', 10],
-  ] as const);
+  const status = rng.weighted(MEDICATION_STATUS);
   const period: RecordBody<'medication'>['period'] = { start: isoDate(startMs) };
   if (status !== 'active') {
     period.end = isoDate(Math.min(startMs + rng.int(14, 180) * DAY_MS, ANCHOR_MS - DAY_MS));
@@ -247,7 +268,7 @@ function addMedication(ctx: PatientContext, def: MedicationDef, startMs: number,
     body.dosage.dose = { value: def.dose.value, unit: def.dose.unit, system: UCUM, code: def.dose.code };
   }
   if (status === 'stopped') {
-    body.note = rng.pick(['Stopped because of side effects.', 'Stopped at patient request.', 'Switched to another agent.']);
+    body.note = rng.pick(STOP_REASONS);
   }
   ctx.add('medication', body, { sensitivity: sensitivityOf(owner), authorId: ctx.primaryClinician });
 }
@@ -261,12 +282,8 @@ function addTherapyPlan(ctx: PatientContext, primary: ConditionDef): void {
   if (secondary && rng.chance(0.6)) {
     goals.push(rng.pick(THERAPY_GOALS[secondary]));
   }
-  const status = rng.weighted([
-    ['active', 80],
-    ['completed', 15],
-    ['draft', 5],
-  ] as const);
-  const sessions = rng.pick([8, 12, 16, 20]);
+  const status = rng.weighted(PLAN_STATUS);
+  const sessions = rng.pick(PLAN_SESSIONS);
   // A plan still running ends after the anchor; a completed one ended before it.
   const plannedEnd = startMs + sessions * 7 * DAY_MS;
   const endMs =
@@ -278,7 +295,7 @@ function addTherapyPlan(ctx: PatientContext, primary: ConditionDef): void {
     {
       status,
       title: `Individual therapy plan: ${primary.display}`,
-      description: `${sessions} sessions of ${rng.pick(['cognitive behavioural therapy', 'psychodynamic psychotherapy', 'acceptance and commitment therapy', 'interpersonal therapy'])}, ${rng.pick(['weekly', 'weekly, then fortnightly'])}; progress reviewed every ${rng.pick(['four', 'six', 'eight'])} sessions.`,
+      description: `${sessions} sessions of ${rng.pick(MODALITIES)}, ${rng.pick(FREQUENCIES)}; progress reviewed every ${rng.pick(REVIEW_EVERY)} sessions.`,
       goals,
       period: { start: isoDate(startMs), end: isoDate(endMs) },
     },

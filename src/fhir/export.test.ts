@@ -1,14 +1,41 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { toFhirBundle } from './export.ts';
-import { ENCOUNTER_ID, encounter, PATIENT_ID, patient, psychotherapyNote, record, records } from './fixtures.testkit.ts';
+import {
+  ENCOUNTER_ID,
+  encounter,
+  PATIENT_ID,
+  patient,
+  psychotherapyNote,
+  record,
+  records,
+} from './fixtures.testkit.ts';
 import type * as fhir4 from './r4.ts';
-import { fhirProblems } from './validate.testkit.ts';
+import { fhirProblems, loadFhirDefinitions } from './validate.testkit.ts';
 
 const resources = (b: fhir4.Bundle) => (b.entry ?? []).map((e) => e.resource);
 const byType = <T extends fhir4.Resource['resourceType']>(b: fhir4.Bundle, t: T) =>
   resources(b).filter((r): r is Extract<fhir4.Resource, { resourceType: T }> => r?.resourceType === t);
 
 describe('toFhirBundle', () => {
+  beforeAll(loadFhirDefinitions, 60_000);
+
+  it('has a structural check that catches missing, malformed and empty elements', () => {
+    const broken = JSON.parse(JSON.stringify(toFhirBundle(patient, records)));
+    const entries = broken.entry as { resource: Record<string, unknown> }[];
+    const obs = entries.find((e) => e.resource.resourceType === 'Observation');
+    const cond = entries.find((e) => e.resource.resourceType === 'Condition');
+    if (obs === undefined || cond === undefined) {
+      throw new Error('fixture lacks an Observation or a Condition');
+    }
+    delete obs.resource.status;
+    obs.resource.note = [];
+    cond.resource.onsetDateTime = '2024-13-45';
+    const problems = fhirProblems(broken).join('\n');
+    expect(problems).toMatch(/resource\.status: Missing required property/);
+    expect(problems).toMatch(/Invalid dateTime format/);
+    expect(problems).toMatch(/note: empty array/);
+  });
+
   it('exports a collection bundle that passes FHIR R4 structural validation', () => {
     const bundle = toFhirBundle(patient, [...records, psychotherapyNote]);
     expect(bundle.resourceType).toBe('Bundle');
@@ -31,7 +58,9 @@ describe('toFhirBundle', () => {
   it('never exports psychotherapy notes', () => {
     const bundle = toFhirBundle(patient, [...records, psychotherapyNote]);
     expect(resources(bundle).map((r) => r?.id)).not.toContain(psychotherapyNote.id);
-    expect(JSON.stringify(bundle)).not.toContain(Buffer.from(psychotherapyNote.body.body as string).toString('base64'));
+    expect(JSON.stringify(bundle)).not.toContain(
+      Buffer.from(psychotherapyNote.body.body as string).toString('base64'),
+    );
     expect(bundle.entry).toHaveLength(1 + records.length);
   });
 
@@ -39,7 +68,9 @@ describe('toFhirBundle', () => {
     const bundle = toFhirBundle(patient, records);
     const labelled = resources(bundle).filter((r) => r?.meta?.security !== undefined);
     expect(labelled).toHaveLength(1);
-    expect(labelled[0]?.meta?.security).toEqual([{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }]);
+    expect(labelled[0]?.meta?.security).toEqual([
+      { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+    ]);
   });
 
   it('exports entered-in-error records with FHIR status entered-in-error, still valid', () => {
@@ -63,12 +94,24 @@ describe('toFhirBundle', () => {
     const bundle = toFhirBundle(patient, records);
     const [enc] = byType(bundle, 'Encounter');
     expect(enc?.status).toBe('finished');
-    expect(enc?.class).toEqual({ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB', display: 'ambulatory' });
+    expect(enc?.class).toEqual({
+      system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode',
+      code: 'AMB',
+      display: 'ambulatory',
+    });
     const [cond] = byType(bundle, 'Condition');
-    expect(cond?.clinicalStatus?.coding?.[0]?.system).toBe('http://terminology.hl7.org/CodeSystem/condition-clinical');
-    expect(cond?.verificationStatus?.coding?.[0]?.system).toBe('http://terminology.hl7.org/CodeSystem/condition-ver-status');
+    expect(cond?.clinicalStatus?.coding?.[0]?.system).toBe(
+      'http://terminology.hl7.org/CodeSystem/condition-clinical',
+    );
+    expect(cond?.verificationStatus?.coding?.[0]?.system).toBe(
+      'http://terminology.hl7.org/CodeSystem/condition-ver-status',
+    );
     const [plan] = byType(bundle, 'CarePlan');
-    expect(plan).toMatchObject({ status: 'active', intent: 'plan', subject: { reference: `urn:uuid:${PATIENT_ID}` } });
+    expect(plan).toMatchObject({
+      status: 'active',
+      intent: 'plan',
+      subject: { reference: `urn:uuid:${PATIENT_ID}` },
+    });
     const [med] = byType(bundle, 'MedicationStatement');
     expect(med?.medicationCodeableConcept?.coding?.[0]?.code).toBe('312938');
     for (const doc of byType(bundle, 'DocumentReference')) {
@@ -88,11 +131,20 @@ describe('toFhirBundle', () => {
   it('exports a minimal patient and records with no empty elements', () => {
     const minimal = {
       ...patient,
-      identity: { name: { given: ['Min'], family: 'Imal' }, birthDate: '2001-01-01', sex: 'unknown' as const, identifiers: [] },
+      identity: {
+        name: { given: ['Min'], family: 'Imal' },
+        birthDate: '2001-01-01',
+        sex: 'unknown' as const,
+        identifiers: [],
+      },
     };
     const bare = [
       encounter,
-      record('observation', { status: 'preliminary', code: { system: 'http://loinc.org', code: '1-8' }, effective: '2024-01-01T00:00:00Z' }),
+      record('observation', {
+        status: 'preliminary',
+        code: { system: 'http://loinc.org', code: '1-8' },
+        effective: '2024-01-01T00:00:00Z',
+      }),
       record('therapy-plan', { status: 'draft', title: 'T', goals: [], period: {} }),
       record('note', { body: 'b', date: '2024-01-01T00:00:00Z' }),
       record('document', { title: 'D', contentType: 'image/png', date: '2024-01-01T00:00:00Z' }),

@@ -18,7 +18,13 @@ export const patient: Patient = {
     birthDate: '1980-07-15',
     sex: 'female',
     gender: 'non-binary',
-    address: { lines: ['1 Fake Street', 'Flat 2'], city: 'Nowhere', postalCode: '0000 ZZ', state: 'Imaginary', country: 'NL' },
+    address: {
+      lines: ['1 Fake Street', 'Flat 2'],
+      city: 'Nowhere',
+      postalCode: '0000 ZZ',
+      state: 'Imaginary',
+      country: 'NL',
+    },
     phone: '+31 00 000 0000',
     email: 'testa.exampleton@example.invalid',
     identifiers: [
@@ -69,7 +75,9 @@ export const records: ClinicalRecord[] = [
   record('observation', {
     status: 'final',
     code: { system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' },
-    value: { quantity: { value: 72, unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' } },
+    value: {
+      quantity: { value: 72, unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
+    },
     referenceRange: { low: 60, high: 100, unit: 'beats/minute', text: 'normal adult range' },
     effective: '2024-03-01T09:10:00+01:00',
     encounterId: ENCOUNTER_ID,
@@ -77,7 +85,11 @@ export const records: ClinicalRecord[] = [
   }),
   encounter,
   record('condition', {
-    code: { system: 'http://hl7.org/fhir/sid/icd-10', code: 'F41.1', display: 'Generalized anxiety disorder' },
+    code: {
+      system: 'http://hl7.org/fhir/sid/icd-10',
+      code: 'F41.1',
+      display: 'Generalized anxiety disorder',
+    },
     text: 'Synthetic diagnosis text',
     clinicalStatus: 'active',
     verificationStatus: 'confirmed',
@@ -95,8 +107,16 @@ export const records: ClinicalRecord[] = [
   }),
   record('medication', {
     status: 'active',
-    medication: { system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '312938', display: 'Sertraline 50 MG' },
-    dosage: { text: 'one tablet daily', route: 'oral', dose: { value: 50, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' } },
+    medication: {
+      system: 'http://www.nlm.nih.gov/research/umls/rxnorm',
+      code: '312938',
+      display: 'Sertraline 50 MG',
+    },
+    dosage: {
+      text: 'one tablet daily',
+      route: 'oral',
+      dose: { value: 50, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' },
+    },
     period: { start: '2024-03-01', end: '2024-09-01' },
     note: 'Synthetic medication note',
   }),
@@ -130,6 +150,11 @@ export const records: ClinicalRecord[] = [
 
 export const psychotherapyNote = record(
   'note',
-  { title: 'Process note', body: 'Synthetic psychotherapy note body', date: '2024-03-01T10:30:00Z', encounterId: ENCOUNTER_ID },
+  {
+    title: 'Process note',
+    body: 'Synthetic psychotherapy note body',
+    date: '2024-03-01T10:30:00Z',
+    encounterId: ENCOUNTER_ID,
+  },
   { sensitivity: 'psychotherapy' },
 );

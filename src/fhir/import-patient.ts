@@ -60,7 +60,7 @@ export function mapPatient(r: Obj): PatientIdentity {
       return type === undefined ? [] : [{ type, system: i.str('system'), value: i.str('value') }];
     }),
   };
-  return validated(() => parseIdentity(defined(identity), ''), r.path, FIELDS);
+  return validated((i) => parseIdentity(i, ''), defined(identity), r.path, FIELDS);
 }
 
 function identifierType(i: Obj): 'mrn' | 'national' | 'insurance' | undefined {

@@ -165,7 +165,8 @@ function plan(index: Index): ImportPlan {
   for (const d of ordered) {
     const { entry, mapped } = d;
     const body = validated(
-      () => parseBody(mapped.kind, defined(mapped.body), ''),
+      (b) => parseBody(mapped.kind, b, ''),
+      defined(mapped.body),
       entry.resource.path,
       mapped.fields,
     );

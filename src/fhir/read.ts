@@ -102,21 +102,31 @@ export class Obj {
 }
 
 /**
- * Runs a model parser (`parseBody`, `parseIdentity`, called with an empty prefix) and turns its
- * CUSTOS_ERR_VALIDATION into CUSTOS_ERR_IMPORT at the FHIR element the model field came from:
- * `fields` maps a model top-level key to that element (`effective` -> `effectiveDateTime`); the
- * rest of the model path is kept (`code.system`).
+ * Runs a model parser (`parseBody`, `parseIdentity`, called with an empty prefix) on `input` and
+ * turns its CUSTOS_ERR_VALIDATION into CUSTOS_ERR_IMPORT at the FHIR element the model field
+ * came from: `fields` maps a model top-level key to that element (`effective` ->
+ * `effectiveDateTime`); the rest of the model path is kept (`code.system`). A field absent from
+ * the input is reported as `is required`, whatever the schema's message for it.
  */
-export function validated<T>(parse: () => T, at: string, fields: Readonly<Record<string, string>>): T {
+export function validated<T>(
+  parse: (input: unknown) => T,
+  input: unknown,
+  at: string,
+  fields: Readonly<Record<string, string>>,
+): T {
   try {
-    return parse();
+    return parse(input);
   } catch (e) {
     if (!isCustosError(e, 'CUSTOS_ERR_VALIDATION') || e.field === undefined) {
       throw e;
     }
-    const problem = e.message
-      .slice(e.field.length + 2)
-      .replace(/^Invalid input: expected \w+, received undefined$/, 'is required');
+    const segments = e.field.match(/[^.[\]]+/g) ?? [];
+    const absent =
+      segments.reduce<unknown>(
+        (v, s) => (isJsonObject(v) || Array.isArray(v) ? (v as Json)[s] : undefined),
+        input,
+      ) === undefined;
+    const problem = absent ? 'is required' : e.message.slice(e.field.length + 2);
     const m = /^([^.[]*)(.*)$/.exec(e.field);
     const top = m?.[1] ?? '';
     const rest = m?.[2] ?? '';

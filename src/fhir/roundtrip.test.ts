@@ -6,7 +6,9 @@ import { parseBundle } from './import.ts';
 const MAX = 10 * 1024 * 1024;
 
 describe('FHIR round trip', () => {
-  const plan = parseBundle(JSON.stringify(toFhirBundle(patient, [...records, psychotherapyNote])), { maxBytes: MAX });
+  const plan = parseBundle(JSON.stringify(toFhirBundle(patient, [...records, psychotherapyNote])), {
+    maxBytes: MAX,
+  });
   const [planned] = plan.patients;
 
   it('gives back the patient identity unchanged', () => {
@@ -37,7 +39,9 @@ describe('FHIR round trip', () => {
   it('keeps the author where FHIR has a place for it', () => {
     const authored = (planned?.records ?? []).filter((r) => r.authorId !== undefined).map((r) => r.kind);
     expect(authored.sort()).toEqual(['condition', 'document', 'note', 'procedure', 'therapy-plan']);
-    expect(new Set((planned?.records ?? []).map((r) => r.authorId).filter(Boolean))).toEqual(new Set([AUTHOR]));
+    expect(new Set((planned?.records ?? []).map((r) => r.authorId).filter(Boolean))).toEqual(
+      new Set([AUTHOR]),
+    );
   });
 
   it('counts resources per FHIR type', () => {

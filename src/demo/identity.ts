@@ -1,4 +1,5 @@
 import type { Identifier, PatientIdentity } from '../chart/model.ts';
+import { isoDate } from './context.ts';
 import type { Random } from './random.ts';
 import {
   EMAIL_DOMAINS,
@@ -105,7 +106,13 @@ export function demoIdentity(rng: Random, index: number, locale: Locale): Patien
   const group =
     locale === 'NL' && rng.chance(0.4) ? (NAME_GROUPS[5] ?? rng.pick(NAME_GROUPS)) : rng.pick(NAME_GROUPS);
   const givenPool =
-    sex === 'female' ? group.female : sex === 'male' ? group.male : rng.chance(0.5) ? group.female : group.male;
+    sex === 'female'
+      ? group.female
+      : sex === 'male'
+        ? group.male
+        : rng.chance(0.5)
+          ? group.female
+          : group.male;
   const given = [rng.pick(givenPool)];
   if (rng.chance(0.25)) {
     const second = rng.pick(givenPool);
@@ -125,7 +132,7 @@ export function demoIdentity(rng: Random, index: number, locale: Locale): Patien
 
   const identity: PatientIdentity = {
     name: preferred ? { given, family, preferred } : { given, family },
-    birthDate: new Date(birthMs).toISOString().slice(0, 10),
+    birthDate: isoDate(birthMs),
     sex,
     identifiers: identifiers(rng, index, locale),
   };

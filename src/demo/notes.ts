@@ -30,7 +30,8 @@ export function writeNotes(ctx: PatientContext): void {
   const count = Math.min(rng.int(1, 4), encounters.length);
   const chosen = rng.sample(encounters, count).sort((a, b) => a.start - b.start);
   const sessions = chosen.filter((e) => e.type === 'therapy-session');
-  const psychotherapy = ctx.therapy && sessions.length > 0 && rng.chance(0.2) ? rng.pick(sessions) : undefined;
+  const psychotherapy =
+    ctx.therapy && sessions.length > 0 && rng.chance(0.2) ? rng.pick(sessions) : undefined;
   for (const enc of chosen) {
     const sensitivity: Sensitivity =
       enc === psychotherapy ? 'psychotherapy' : rng.chance(0.1) ? 'restricted' : 'normal';
@@ -43,17 +44,33 @@ export function writeNotes(ctx: PatientContext): void {
   }
 }
 
-function compose(ctx: PatientContext, enc: PlannedEncounter, sensitivity: Sensitivity): { title: string; body: string } {
+function compose(
+  ctx: PatientContext,
+  enc: PlannedEncounter,
+  sensitivity: Sensitivity,
+): { title: string; body: string } {
   const { rng } = ctx;
   const session = enc.type === 'therapy-session';
   const condition = ctx.conditions.length > 0 ? rng.pick(ctx.conditions).display : 'general health';
   const fill = (phrase: string): string => fillPhrase(phrase, session ? 'Client' : 'Patient', condition);
   if (sensitivity === 'psychotherapy') {
-    return { title: PSYCHOTHERAPY_NOTE_TITLE, body: pickSentences(rng, PSYCHOTHERAPY_PHRASES, 3).map(fill).join(' ') };
+    return {
+      title: PSYCHOTHERAPY_NOTE_TITLE,
+      body: pickSentences(rng, PSYCHOTHERAPY_PHRASES, 3).map(fill).join(' '),
+    };
   }
-  const openers = rng.chance(0.5) ? THERAPY_OPENERS : enc.virtual ? THERAPY_OPENERS_VIRTUAL : THERAPY_OPENERS_IN_PERSON;
+  const openers = rng.chance(0.5)
+    ? THERAPY_OPENERS
+    : enc.virtual
+      ? THERAPY_OPENERS_VIRTUAL
+      : THERAPY_OPENERS_IN_PERSON;
   const parts = session
-    ? [rng.pick(openers), ...pickSentences(rng, THERAPY_CONTENT, rng.int(1, 2)), rng.pick(THERAPY_ASSESSMENT), rng.pick(THERAPY_PLAN)]
+    ? [
+        rng.pick(openers),
+        ...pickSentences(rng, THERAPY_CONTENT, rng.int(1, 2)),
+        rng.pick(THERAPY_ASSESSMENT),
+        rng.pick(THERAPY_PLAN),
+      ]
     : [rng.pick(VISIT_OPENERS), rng.pick(VISIT_FINDINGS), rng.pick(VISIT_ASSESSMENT), rng.pick(VISIT_PLAN)];
   if (sensitivity === 'restricted') {
     parts.splice(parts.length - 1, 0, rng.pick(RESTRICTED_PHRASES));
@@ -72,7 +89,7 @@ function pickSentences(rng: Random, phrases: readonly string[], n: number): stri
   return rng.sample(phrases, n);
 }
 
-const filled = new Map<string, Map<string, string>>();
+const filled = new Map<string, Map<string, Map<string, string>>>();
 
 /** Replaces `{Client}`, `{client}` ("the client"), `{Condition}` and `{condition}` in a phrase. */
 export function fillPhrase(phrase: string, client: string, condition: string): string {
@@ -80,11 +97,15 @@ export function fillPhrase(phrase: string, client: string, condition: string): s
     return phrase;
   }
   // Phrases, clients and conditions come from short fixed lists, so the results are cached.
-  const key = `${client}|${condition}`;
-  let cache = filled.get(key);
+  let byCondition = filled.get(client);
+  if (byCondition === undefined) {
+    byCondition = new Map();
+    filled.set(client, byCondition);
+  }
+  let cache = byCondition.get(condition);
   if (cache === undefined) {
     cache = new Map();
-    filled.set(key, cache);
+    byCondition.set(condition, cache);
   }
   let out = cache.get(phrase);
   if (out === undefined) {

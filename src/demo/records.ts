@@ -50,7 +50,11 @@ const PLAN_STATUS = [
   ['completed', 15],
   ['draft', 5],
 ] as const;
-const STOP_REASONS = ['Stopped because of side effects.', 'Stopped at patient request.', 'Switched to another agent.'];
+const STOP_REASONS = [
+  'Stopped because of side effects.',
+  'Stopped at patient request.',
+  'Switched to another agent.',
+];
 const PLAN_SESSIONS = [8, 12, 16, 20];
 const MODALITIES = [
   'cognitive behavioural therapy',
@@ -64,6 +68,19 @@ const VITALS: readonly ObservationKey[] = ['weight', 'systolic', 'heartRate', 'h
 const ADULT_VITALS: readonly ObservationKey[] = [...VITALS, 'smoking'];
 const THERAPY_TREATMENTS = ['proc', 'med', 'proc'] as const;
 const CLINIC_TREATMENTS = ['med', 'med', 'proc'] as const;
+
+/** The distinct items of a per-condition list, in first-seen order (lists are tiny). */
+function union<T>(conditions: readonly ConditionDef[], list: (c: ConditionDef) => readonly T[]): T[] {
+  const out: T[] = [];
+  for (const c of conditions) {
+    for (const item of list(c)) {
+      if (!out.includes(item)) {
+        out.push(item);
+      }
+    }
+  }
+  return out;
+}
 
 const sensitivityOf = (c: ConditionDef | undefined): Sensitivity => (c?.restricted ? 'restricted' : 'normal');
 
@@ -88,7 +105,9 @@ export function addConditions(ctx: PatientContext): void {
       body.abatement = isoDate(onsetMs + rng.next() * (ANCHOR_MS - DAY_MS - onsetMs));
     }
     if (rng.chance(0.2)) {
-      body.note = atFirst ? 'Diagnosis made at initial assessment.' : 'Diagnosis reported by a previous provider.';
+      body.note = atFirst
+        ? 'Diagnosis made at initial assessment.'
+        : 'Diagnosis reported by a previous provider.';
     }
     ctx.add('condition', body, {
       sensitivity: sensitivityOf(def),
@@ -108,14 +127,11 @@ export function addObservations(ctx: PatientContext): void {
   const { rng, encounters, conditions } = ctx;
   const last = encounters.length - 1;
   const wanted = rng.int(2, 6);
-  const affected = new Set<ObservationKey>(conditions.flatMap((c) => c.observations));
+  const affected = union(conditions, (c) => c.observations);
   const plans: ObsPlan[] = [];
-  const seen = new Set<string>();
   const push = (key: ObservationKey, enc: number): void => {
-    const id = `${key}@${enc}`;
-    if (plans.length < wanted && !seen.has(id)) {
-      seen.add(id);
-      plans.push({ key, enc, affected: affected.has(key) });
+    if (plans.length < wanted && !plans.some((p) => p.key === key && p.enc === enc)) {
+      plans.push({ key, enc, affected: affected.includes(key) });
     }
   };
   const primary = conditions[0]?.observations[0];
@@ -123,7 +139,7 @@ export function addObservations(ctx: PatientContext): void {
     push(primary, 0);
     push(primary, last);
   }
-  for (const key of rng.sample([...affected], 4)) {
+  for (const key of rng.sample(affected, 4)) {
     push(key, rng.int(0, last));
   }
   const vitals = ctx.age >= 16 ? ADULT_VITALS : VITALS;
@@ -182,11 +198,24 @@ function measure(ctx: PatientContext, plan: ObsPlan, baseline: Map<ObservationKe
   const obese = ctx.conditions.some((c) => c.code === 'E66.9');
   switch (plan.key) {
     case 'weight': {
-      const base = age < 13 ? rng.float(2.4, 3.4) * age + 8 : age < 18 ? rng.float(42, 72) : male ? rng.float(62, 102) : rng.float(50, 88);
+      const base =
+        age < 13
+          ? rng.float(2.4, 3.4) * age + 8
+          : age < 18
+            ? rng.float(42, 72)
+            : male
+              ? rng.float(62, 102)
+              : rng.float(50, 88);
       return Math.round((base + (obese ? rng.float(22, 40) : 0)) * 10) / 10;
     }
     case 'height':
-      return age < 13 ? Math.round(76 + 6 * age + rng.float(-6, 6)) : age < 18 ? rng.int(148, 186) : male ? rng.int(164, 194) : rng.int(152, 180);
+      return age < 13
+        ? Math.round(76 + 6 * age + rng.float(-6, 6))
+        : age < 18
+          ? rng.int(148, 186)
+          : male
+            ? rng.int(164, 194)
+            : rng.int(152, 180);
     case 'heartRate':
       if (age < 12) {
         return rng.int(78, 115);
@@ -217,19 +246,21 @@ export function addTreatments(ctx: PatientContext): void {
     addTherapyPlan(ctx, primary);
     added++;
   }
-  const meds = [...new Set(conditions.flatMap((c) => c.medications))];
-  const procs = [...new Set(conditions.flatMap((c) => c.procedures))];
+  const meds: string[] = union(conditions, (c) => c.medications);
+  const procs: string[] = union(conditions, (c) => c.procedures);
   // Therapy patients are less often on medication; in the clinic most treatment is a prescription.
   for (const kind of rng.sample(ctx.therapy ? THERAPY_TREATMENTS : CLINIC_TREATMENTS, 3)) {
     if (added >= wanted) {
       break;
     }
-    const pool: readonly string[] = kind === 'med' ? meds : procs;
+    const pool = kind === 'med' ? meds : procs;
     if (pool.length === 0) {
       continue;
     }
     const key = rng.pick(pool);
-    const owner = conditions.find((c) => (kind === 'med' ? c.medications : c.procedures).includes(key as never));
+    const owner = conditions.find((c) =>
+      (kind === 'med' ? c.medications : c.procedures).includes(key as never),
+    );
     const enc = rng.pick(encounters);
     if (kind === 'med') {
       addMedication(ctx, MEDICATIONS[key as MedicationKey], enc.start, owner);
@@ -245,8 +276,7 @@ export function addTreatments(ctx: PatientContext): void {
         { sensitivity: sensitivityOf(owner), authorId: enc.clinicianId, encounterRef: enc.ref },
       );
     }
-    meds.splice(0, meds.length, ...meds.filter((m) => m !== key));
-    procs.splice(0, procs.length, ...procs.filter((p) => p !== key));
+    pool.splice(pool.indexOf(key), 1);
     added++;
   }
 }
@@ -276,7 +306,7 @@ function addMedication(ctx: PatientContext, def: MedicationDef, startMs: number,
 function addTherapyPlan(ctx: PatientContext, primary: ConditionDef): void {
   const { rng, encounters } = ctx;
   const startMs = encounters[0]?.start ?? ANCHOR_MS - 90 * DAY_MS;
-  const themes = [...new Set(ctx.conditions.flatMap((c) => (c.goals ? [c.goals] : [])))];
+  const themes = union(ctx.conditions, (c) => (c.goals ? [c.goals] : []));
   const goals = rng.sample(THERAPY_GOALS[primary.goals ?? 'mood'], rng.int(2, 3));
   const secondary = themes[1];
   if (secondary && rng.chance(0.6)) {

@@ -90,7 +90,13 @@ export const PREFERRED_NAMES: Readonly<Record<string, readonly string[]>> = {
   Francesca: ['Fran'],
 };
 
-export const GENDER_IDENTITIES = ['non-binary', 'transgender woman', 'transgender man', 'genderqueer', 'agender'];
+export const GENDER_IDENTITIES = [
+  'non-binary',
+  'transgender woman',
+  'transgender man',
+  'genderqueer',
+  'agender',
+];
 
 export interface City {
   readonly city: string;
@@ -175,7 +181,11 @@ export const PAYERS: readonly Payer[] = [
   { system: 'https://example.net/fhir/sid/fabrikam-mutual', prefix: 'FBM' },
 ];
 
-export const THERAPY_LOCATIONS = ['Custos Demo Clinic, Room 1', 'Custos Demo Clinic, Room 2', 'Custos Demo Clinic, Room 3'];
+export const THERAPY_LOCATIONS = [
+  'Custos Demo Clinic, Room 1',
+  'Custos Demo Clinic, Room 2',
+  'Custos Demo Clinic, Room 3',
+];
 export const VISIT_LOCATIONS = ['Custos Demo Clinic, Exam Room A', 'Custos Demo Clinic, Exam Room B'];
 export const VIRTUAL_LOCATION = 'Video consultation';
 

@@ -16,9 +16,10 @@ function files(dir: string): string[] {
   });
 }
 
-const IMPORT = /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|require\(\s*['"]([^'"]+)['"]\s*\)/g;
+const IMPORT =
+  /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|require\(\s*['"]([^'"]+)['"]\s*\)/g;
 
-export function privateChartImports(file: string, text: string): string[] {
+function privateChartImports(file: string, text: string): string[] {
   const found: string[] = [];
   for (const m of text.matchAll(IMPORT)) {
     const spec = m[1] ?? m[2] ?? m[3] ?? '';
@@ -37,15 +38,25 @@ describe('one way in', () => {
   it('lets no file outside src/chart import the health-data tables or their store', () => {
     const offenders = files(src)
       .filter((f) => !f.startsWith(path.join(src, 'chart') + path.sep))
-      .flatMap((f) => privateChartImports(f, fs.readFileSync(f, 'utf8')).map((spec) => `${path.relative(root, f)} -> ${spec}`));
+      .flatMap((f) =>
+        privateChartImports(f, fs.readFileSync(f, 'utf8')).map(
+          (spec) => `${path.relative(root, f)} -> ${spec}`,
+        ),
+      );
     expect(offenders).toEqual([]);
   });
 
   it('detects such an import (the scanner can fail)', () => {
     const fake = path.join(src, 'http', 'routes.ts');
-    expect(privateChartImports(fake, "import type { ChartTables } from '../chart/tables.ts';")).toEqual(['../chart/tables.ts']);
-    expect(privateChartImports(fake, "const s = await import('../chart/chart.store.ts');")).toEqual(['../chart/chart.store.ts']);
-    expect(privateChartImports(fake, "export * from '../chart/chart.store';")).toEqual(['../chart/chart.store']);
+    expect(privateChartImports(fake, "import type { ChartTables } from '../chart/tables.ts';")).toEqual([
+      '../chart/tables.ts',
+    ]);
+    expect(privateChartImports(fake, "const s = await import('../chart/chart.store.ts');")).toEqual([
+      '../chart/chart.store.ts',
+    ]);
+    expect(privateChartImports(fake, "export * from '../chart/chart.store';")).toEqual([
+      '../chart/chart.store',
+    ]);
     expect(privateChartImports(fake, "import { Chart } from '../chart/gate.ts';")).toEqual([]);
   });
 

@@ -4,13 +4,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClinicalRecord, Patient, PatientIdentity, RecordBody, RecordKind, Sensitivity } from '../src/chart/model.ts';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type {
+  ClinicalRecord,
+  Patient,
+  PatientIdentity,
+  RecordBody,
+  RecordKind,
+  Sensitivity,
+} from '../src/chart/model.ts';
 import { generateDemoPatients } from '../src/demo/generate.ts';
 import { toFhirBundle } from '../src/fhir/export.ts';
 import { type CliResult, runCli } from './support/cli.ts';
 import { freshDatabase, skipReason, type TestDatabase } from './support/db.ts';
-import { inject } from 'vitest';
 
 /**
  * DESIGN.md invariants 3 and 5. Load demo patients and a FHIR bundle with a distinctive marker
@@ -37,7 +43,13 @@ function markedIdentity(): PatientIdentity {
     birthDate: '1931-07-19',
     sex: 'other',
     gender: m('genderidentity'),
-    address: { lines: [m('line1'), m('line2')], city: m('city'), postalCode: m('postal'), state: m('state'), country: m('country') },
+    address: {
+      lines: [m('line1'), m('line2')],
+      city: m('city'),
+      postalCode: m('postal'),
+      state: m('state'),
+      country: m('country'),
+    },
     phone: m('phone'),
     email: `${m('email').toLowerCase()}@example.org`,
     identifiers: [
@@ -51,7 +63,12 @@ function markedIdentity(): PatientIdentity {
 const ENC = randomUUID();
 function markedRecords(): ClinicalRecord[] {
   const at = '2025-03-04T05:06:07Z';
-  const rec = <K extends RecordKind>(kind: K, body: RecordBody<K>, sensitivity: Sensitivity = 'normal', id = randomUUID()): ClinicalRecord => ({
+  const rec = <K extends RecordKind>(
+    kind: K,
+    body: RecordBody<K>,
+    sensitivity: Sensitivity = 'normal',
+    id = randomUUID(),
+  ): ClinicalRecord => ({
     id,
     kind,
     version: 1,
@@ -62,18 +79,75 @@ function markedRecords(): ClinicalRecord[] {
     updatedAt: new Date(at),
     body,
   });
-  const coding = (f: string) => ({ system: 'http://example.org/codes', code: m(`${f}code`), display: m(`${f}display`) });
+  const coding = (f: string) => ({
+    system: 'http://example.org/codes',
+    code: m(`${f}code`),
+    display: m(`${f}display`),
+  });
   return [
-    rec('encounter', { type: 'therapy-session', status: 'finished', class: 'AMB', start: at, end: '2025-03-04T06:00:00Z', reason: m('encreason'), location: m('enclocation') }, 'normal', ENC),
-    rec('observation', { status: 'final', code: coding('obs'), value: { text: m('obsvalue') }, effective: at, encounterId: ENC, note: m('obsnote') }),
-    rec('observation', { status: 'final', code: coding('obsq'), value: { quantity: { value: 87.125, unit: m('unit') } }, referenceRange: { low: 1, high: 2, unit: m('rrunit'), text: m('rrtext') }, effective: at }),
-    rec('condition', { code: coding('cond'), text: m('condtext'), clinicalStatus: 'active', verificationStatus: 'confirmed', onset: '2020-01-01', note: m('condnote') }),
+    rec(
+      'encounter',
+      {
+        type: 'therapy-session',
+        status: 'finished',
+        class: 'AMB',
+        start: at,
+        end: '2025-03-04T06:00:00Z',
+        reason: m('encreason'),
+        location: m('enclocation'),
+      },
+      'normal',
+      ENC,
+    ),
+    rec('observation', {
+      status: 'final',
+      code: coding('obs'),
+      value: { text: m('obsvalue') },
+      effective: at,
+      encounterId: ENC,
+      note: m('obsnote'),
+    }),
+    rec('observation', {
+      status: 'final',
+      code: coding('obsq'),
+      value: { quantity: { value: 87.125, unit: m('unit') } },
+      referenceRange: { low: 1, high: 2, unit: m('rrunit'), text: m('rrtext') },
+      effective: at,
+    }),
+    rec('condition', {
+      code: coding('cond'),
+      text: m('condtext'),
+      clinicalStatus: 'active',
+      verificationStatus: 'confirmed',
+      onset: '2020-01-01',
+      note: m('condnote'),
+    }),
     rec('procedure', { status: 'completed', code: coding('proc'), performed: at, note: m('procnote') }),
-    rec('medication', { status: 'active', medication: coding('med'), dosage: { text: m('dosage'), route: m('route'), dose: { value: 5, unit: 'mg' } }, period: { start: '2024-01-01' }, note: m('mednote') }),
-    rec('therapy-plan', { status: 'active', title: m('plantitle'), description: m('plandesc'), goals: [m('goal1'), m('goal2')], period: {} }),
+    rec('medication', {
+      status: 'active',
+      medication: coding('med'),
+      dosage: { text: m('dosage'), route: m('route'), dose: { value: 5, unit: 'mg' } },
+      period: { start: '2024-01-01' },
+      note: m('mednote'),
+    }),
+    rec('therapy-plan', {
+      status: 'active',
+      title: m('plantitle'),
+      description: m('plandesc'),
+      goals: [m('goal1'), m('goal2')],
+      period: {},
+    }),
     rec('note', { title: m('notetitle'), body: m('notebody'), date: at, encounterId: ENC }),
     rec('note', { title: m('restrictedtitle'), body: m('restrictedbody'), date: at }, 'restricted'),
-    rec('document', { title: m('doctitle'), description: m('docdesc'), contentType: 'application/pdf', date: at, fileName: `${m('filename')}.pdf`, size: 1234, category: m('doccategory') }),
+    rec('document', {
+      title: m('doctitle'),
+      description: m('docdesc'),
+      contentType: 'application/pdf',
+      date: at,
+      fileName: `${m('filename')}.pdf`,
+      size: 1234,
+      category: m('doccategory'),
+    }),
   ];
 }
 
@@ -82,7 +156,13 @@ function demoStrings(count: number, seed: number): string[] {
   const out = new Set<string>();
   for (const p of generateDemoPatients({ count, seed })) {
     const id = p.identity;
-    for (const s of [id.name.family, ...id.name.given, id.email ?? '', id.phone ?? '', ...id.identifiers.map((x) => x.value)]) {
+    for (const s of [
+      id.name.family,
+      ...id.name.given,
+      id.email ?? '',
+      id.phone ?? '',
+      ...id.identifiers.map((x) => x.value),
+    ]) {
       if (s.length >= 7) {
         out.add(s);
       }
@@ -127,13 +207,22 @@ describe.skipIf(skip)('no plaintext at rest', () => {
     if (testDb.engine === 'pglite') {
       // Give the CLI a ready cluster in its data folder (initdb in wasm is slow), then let it own the folder.
       await testDb.drop();
-      const pglite = await PGlite.create(path.join(dataDir, 'pg'), { loadDataDir: new Blob([fs.readFileSync(inject('pgliteTemplate'))]) });
+      const pglite = await PGlite.create(path.join(dataDir, 'pg'), {
+        loadDataDir: new Blob([fs.readFileSync(inject('pgliteTemplate'))]),
+      });
       await pglite.close();
       env = { CUSTOS_DATA_DIR: dataDir };
     } else {
       env = { CUSTOS_DATA_DIR: dataDir, DATABASE_URL: testDb.url ?? '' };
     }
-    const patient: Patient = { id: randomUUID(), version: 1, active: true, createdAt: new Date(), updatedAt: new Date(), identity: markedIdentity() };
+    const patient: Patient = {
+      id: randomUUID(),
+      version: 1,
+      active: true,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+      identity: markedIdentity(),
+    };
     const bundleFile = path.join(dataDir, '..', `custos-scan-bundle-${tag}.json`);
     fs.writeFileSync(bundleFile, JSON.stringify(toFhirBundle(patient, markedRecords())));
     outputs.push(await runCli(['import', bundleFile], env));
@@ -157,7 +246,16 @@ describe.skipIf(skip)('no plaintext at rest', () => {
     const [imp, demo, bad] = outputs;
     expect(imp?.code, imp?.stderr).toBe(0);
     const summary = JSON.parse(imp?.stdout ?? '{}');
-    expect(summary.counts).toMatchObject({ Patient: 1, Encounter: 1, Observation: 2, Condition: 1, Procedure: 1, MedicationStatement: 1, CarePlan: 1, DocumentReference: 3 });
+    expect(summary.counts).toMatchObject({
+      Patient: 1,
+      Encounter: 1,
+      Observation: 2,
+      Condition: 1,
+      Procedure: 1,
+      MedicationStatement: 1,
+      CarePlan: 1,
+      DocumentReference: 3,
+    });
     expect(summary.patients).toHaveLength(1);
     expect(demo?.code, demo?.stderr).toBe(0);
     expect(JSON.parse(demo?.stdout ?? '{}')).toEqual({ patients: DEMO_COUNT, seed: DEMO_SEED });
@@ -175,7 +273,10 @@ describe.skipIf(skip)('no plaintext at rest', () => {
       storage = files.map((f) => fs.readFileSync(f));
     } else {
       const url = testDb.url ?? '';
-      storage = [execFileSync('pg_dump', ['--no-owner', url], { maxBuffer: 1 << 30 }), execFileSync('pg_dump', ['-Fc', '--no-owner', '-Z', '0', url], { maxBuffer: 1 << 30 })];
+      storage = [
+        execFileSync('pg_dump', ['--no-owner', url], { maxBuffer: 1 << 30 }),
+        execFileSync('pg_dump', ['-Fc', '--no-owner', '-Z', '0', url], { maxBuffer: 1 << 30 }),
+      ];
       expect(storage[0]?.toString('utf8')).toContain('COPY public.record_versions');
     }
     const found = storage.flatMap((b) => hits(b, needles));
@@ -184,7 +285,9 @@ describe.skipIf(skip)('no plaintext at rest', () => {
 
   it('the scan can find plaintext (a control: a marker written in the clear is found)', async () => {
     const control = `QX${tag}CONTROLZQ`;
-    expect(hits(Buffer.concat([Buffer.from('xx'), Buffer.from(control, 'utf16le')]), [control])).toEqual([control]);
+    expect(hits(Buffer.concat([Buffer.from('xx'), Buffer.from(control, 'utf16le')]), [control])).toEqual([
+      control,
+    ]);
     expect(hits(Buffer.from(`..${control}..`), [control])).toEqual([control]);
   });
 

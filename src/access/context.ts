@@ -38,7 +38,12 @@ export function accessContext(ctx: AccessContext): AccessContext {
  * The named privileged actor for import, demo loading and maintenance. It is a distinct actor
  * kind with its own audit entries, never an unrestricted database handle.
  */
-export function systemContext(options: { practiceId: string; purpose: Purpose; requestId: string; onBehalfOf?: string }): AccessContext {
+export function systemContext(options: {
+  practiceId: string;
+  purpose: Purpose;
+  requestId: string;
+  onBehalfOf?: string;
+}): AccessContext {
   return accessContext({
     actor: { kind: 'system', id: 'system' },
     role: 'system',

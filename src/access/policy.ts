@@ -5,7 +5,16 @@ import type { AccessContext } from './context.ts';
  * Allows the `system` actor, and a user who is on the patient's care team. Everything else,
  * including patients and users with no relationship, is denied.
  */
-export type ChartAction = 'create' | 'read' | 'update' | 'list' | 'search' | 'history' | 'export' | 'care-team' | 'import';
+export type ChartAction =
+  | 'create'
+  | 'read'
+  | 'update'
+  | 'list'
+  | 'search'
+  | 'history'
+  | 'export'
+  | 'care-team'
+  | 'import';
 
 export type ResourceType = 'patient' | 'record' | 'chart' | 'care-team' | 'bundle';
 
@@ -24,9 +33,18 @@ export type Decision = { readonly allow: true } | { readonly allow: false; reado
 const ALLOW: Decision = Object.freeze({ allow: true });
 const deny = (reason: DenyReason): Decision => ({ allow: false, reason });
 
-export function decide(ctx: AccessContext, action: ChartAction, resource: ResourceType, facts: Facts): Decision {
+export function decide(
+  ctx: AccessContext,
+  action: ChartAction,
+  resource: ResourceType,
+  facts: Facts,
+): Decision {
   // Searching and creating a new patient have no patient yet; only the system actor may, for now.
-  const needsPatient = !(action === 'search' || action === 'import' || (action === 'create' && resource === 'patient'));
+  const needsPatient = !(
+    action === 'search' ||
+    action === 'import' ||
+    (action === 'create' && resource === 'patient')
+  );
   if (needsPatient && !facts.patientInPractice) {
     return deny('not-found');
   }

@@ -14,7 +14,11 @@ export interface Custos {
   readonly chart: Chart;
   readonly practiceId: string;
   /** What opening did, for `custos serve`/`migrate` to report. */
-  readonly report: { readonly keyFileCreated: boolean; readonly migrationsApplied: readonly string[]; readonly fresh: boolean };
+  readonly report: {
+    readonly keyFileCreated: boolean;
+    readonly migrationsApplied: readonly string[];
+    readonly fresh: boolean;
+  };
   close(): Promise<void>;
 }
 
@@ -64,13 +68,20 @@ async function initialize(database: Database, options: OpenOptions): Promise<Cus
 
 async function defaultPractice(database: Database): Promise<string> {
   const db = database.db;
-  const found = await db.selectFrom('custos_meta').select('value').where('key', '=', 'default_practice').executeTakeFirst();
+  const found = await db
+    .selectFrom('custos_meta')
+    .select('value')
+    .where('key', '=', 'default_practice')
+    .executeTakeFirst();
   if (found) {
     return found.value;
   }
   const id = randomUUID();
   await db.transaction().execute(async (tx) => {
-    await tx.insertInto('practices').values({ id, name: 'Default practice', created_at: new Date() }).execute();
+    await tx
+      .insertInto('practices')
+      .values({ id, name: 'Default practice', created_at: new Date() })
+      .execute();
     await sql`INSERT INTO custos_meta (key, value) VALUES ('default_practice', ${id})`.execute(tx);
   });
   return id;

@@ -9,7 +9,10 @@ import { CustosError } from '../errors.ts';
  * anything is written. A fresh database with no key file gets new keys; an initialized database
  * with a missing or different key file is refused.
  */
-export async function loadKeys(db: Kysely<CoreDb>, options: { keyFile: string; initialized: boolean }): Promise<{ keyring: Keyring; created: boolean }> {
+export async function loadKeys(
+  db: Kysely<CoreDb>,
+  options: { keyFile: string; initialized: boolean },
+): Promise<{ keyring: Keyring; created: boolean }> {
   const stored = options.initialized ? await storedChecks(db) : new Map<string, string>();
   let file: KeyFile | undefined = readKeyFile(options.keyFile);
   let created = false;
@@ -38,13 +41,18 @@ export async function loadKeys(db: Kysely<CoreDb>, options: { keyFile: string; i
 }
 
 async function storedChecks(db: Kysely<CoreDb>): Promise<Map<string, string>> {
-  const r = await sql<{ key: string; value: string }>`SELECT key, value FROM custos_meta WHERE key LIKE 'kcv.%'`.execute(db);
+  const r = await sql<{
+    key: string;
+    value: string;
+  }>`SELECT key, value FROM custos_meta WHERE key LIKE 'kcv.%'`.execute(db);
   return new Map(r.rows.map((row) => [row.key, row.value]));
 }
 
 /** Records the key check values of a keyring (idempotent). */
 export async function storeChecks(db: Kysely<CoreDb>, keyring: Keyring): Promise<void> {
   for (const c of keyring.checks()) {
-    await sql`INSERT INTO custos_meta (key, value) VALUES (${c.name}, ${c.value}) ON CONFLICT (key) DO NOTHING`.execute(db);
+    await sql`INSERT INTO custos_meta (key, value) VALUES (${c.name}, ${c.value}) ON CONFLICT (key) DO NOTHING`.execute(
+      db,
+    );
   }
 }

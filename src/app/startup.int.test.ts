@@ -34,7 +34,9 @@ describe.skipIf(skip)('starting up', () => {
   async function snapshot(db: TestDatabase) {
     const database = connect(db.connection());
     try {
-      const tables = await sql<{ t: string }>`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`.execute(database.db);
+      const tables = await sql<{
+        t: string;
+      }>`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`.execute(database.db);
       const out: Record<string, unknown> = {};
       for (const { t } of tables.rows) {
         out[t] = (await sql`SELECT * FROM ${sql.table(t)} ORDER BY 1`.execute(database.db)).rows;
@@ -56,7 +58,9 @@ describe.skipIf(skip)('starting up', () => {
     const again = await openCustosOn(testDb.connection(), { keyFile });
     expect(again.report).toEqual({ keyFileCreated: false, migrationsApplied: [], fresh: false });
     expect(again.practiceId).toBe(first.practiceId);
-    expect((await again.chart.readPatient(system(again.practiceId), id)).identity.name.family).toBe('Synthetica');
+    expect((await again.chart.readPatient(system(again.practiceId), id)).identity.name.family).toBe(
+      'Synthetica',
+    );
     await again.close();
   });
 
@@ -70,7 +74,9 @@ describe.skipIf(skip)('starting up', () => {
     writeKeyFile(wrong, Keyring.generate());
     const e = await openCustosOn(testDb.connection(), { keyFile: wrong }).catch((x: unknown) => x);
     expect(isCustosError(e, 'CUSTOS_ERR_KEY_MISMATCH')).toBe(true);
-    expect((e as Error).message).toBe(`the key file ${wrong} does not belong to this database (kek key check failed); nothing was written`);
+    expect((e as Error).message).toBe(
+      `the key file ${wrong} does not belong to this database (kek key check failed); nothing was written`,
+    );
     expect(await snapshot(testDb)).toEqual(before);
   });
 
@@ -90,7 +96,9 @@ describe.skipIf(skip)('starting up', () => {
     testDb = await freshDatabase();
     const keyFile = keyPath();
     const first = await openCustosOn(testDb.connection(), { keyFile });
-    await sql`INSERT INTO custos_migrations (name, timestamp) VALUES ('999_from_the_future', now())`.execute(first.database.db);
+    await sql`INSERT INTO custos_migrations (name, timestamp) VALUES ('999_from_the_future', now())`.execute(
+      first.database.db,
+    );
     await first.close();
     const before = await snapshot(testDb);
     const e = await openCustosOn(testDb.connection(), { keyFile }).catch((x: unknown) => x);

@@ -1,4 +1,5 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
+import type { AuditRow } from '../audit/append.ts';
 import type { CoreDb } from '../db/schema.ts';
 import type { ChartTables } from './tables.ts';
 
@@ -32,7 +33,9 @@ export async function loadPatientHeads(
   }
   const rows = await tx
     .selectFrom('patients as p')
-    .innerJoin('patient_versions as pv', (j) => j.onRef('pv.patient_id', '=', 'p.id').onRef('pv.version', '=', 'p.current_version'))
+    .innerJoin('patient_versions as pv', (j) =>
+      j.onRef('pv.patient_id', '=', 'p.id').onRef('pv.version', '=', 'p.current_version'),
+    )
     .innerJoin('patient_links as l', 'l.patient_id', 'p.id')
     .innerJoin('data_keys as dk', (j) => j.on(sql<boolean>`dk.id = ${headerKeyId('pv.body')}`))
     .select([
@@ -91,7 +94,9 @@ export async function loadRecords(
   let query = tx
     .selectFrom('records as r')
     .innerJoin('record_versions as rv', (j) =>
-      q.allVersions ? j.onRef('rv.record_id', '=', 'r.id') : j.onRef('rv.record_id', '=', 'r.id').onRef('rv.version', '=', 'r.current_version'),
+      q.allVersions
+        ? j.onRef('rv.record_id', '=', 'r.id')
+        : j.onRef('rv.record_id', '=', 'r.id').onRef('rv.version', '=', 'r.current_version'),
     )
     .innerJoin('data_keys as dk', (j) => j.on(sql<boolean>`dk.id = ${headerKeyId('rv.body')}`))
     .select([
@@ -145,7 +150,11 @@ export async function loadRecordHead(tx: Tx, q: { practiceId: string; recordId: 
     .executeTakeFirst();
 }
 
-export async function patientIdForPseudonymIndex(tx: Tx, practiceId: string, index: Buffer): Promise<string | undefined> {
+export async function patientIdForPseudonymIndex(
+  tx: Tx,
+  practiceId: string,
+  index: Buffer,
+): Promise<string | undefined> {
   const row = await tx
     .selectFrom('patient_links')
     .select('patient_id')
@@ -155,21 +164,38 @@ export async function patientIdForPseudonymIndex(tx: Tx, practiceId: string, ind
   return row?.patient_id;
 }
 
-/** Patients matching every (kind, hash) pair. */
+/**
+ * Patients matching every (kind, hash) pair, with their encrypted links and the caller's
+ * care-team membership: the facts a search decides on, without any health data.
+ */
 export async function searchIndex(
   tx: Tx,
-  q: { practiceId: string; terms: readonly { kind: string; hash: Buffer }[]; limit: number },
-): Promise<string[]> {
-  const rows = await tx
+  q: {
+    practiceId: string;
+    terms: readonly { kind: string; hash: Buffer }[];
+    limit: number;
+    actorId: string;
+    now: Date;
+  },
+): Promise<{ id: string; link: Buffer; on_team: boolean }[]> {
+  const matches = tx
     .selectFrom('patient_index')
     .select('patient_id')
     .where('practice_id', '=', q.practiceId)
     .where((eb) => eb.or(q.terms.map((t) => eb.and([eb('kind', '=', t.kind), eb('hash', '=', t.hash)]))))
     .groupBy('patient_id')
     .having(sql<number>`count(DISTINCT kind)`, '=', q.terms.length)
-    .limit(q.limit)
+    .limit(q.limit);
+  return tx
+    .selectFrom('patient_links as l')
+    .select([
+      'l.patient_id as id',
+      'l.link',
+      sql<boolean>`EXISTS (SELECT 1 FROM care_team ct WHERE ct.patient_id = l.patient_id AND ct.user_id = ${q.actorId}
+        AND ct.starts_at <= ${q.now} AND (ct.ends_at IS NULL OR ct.ends_at > ${q.now}))`.as('on_team'),
+    ])
+    .where('l.patient_id', 'in', matches)
     .execute();
-  return rows.map((r) => r.patient_id);
 }
 
 export async function patientVersions(tx: Tx, patientId: string) {
@@ -190,7 +216,144 @@ export async function replaceIndex(
   if (q.rows.length > 0) {
     await tx
       .insertInto('patient_index')
-      .values(q.rows.map((r) => ({ practice_id: q.practiceId, patient_id: q.patientId, kind: r.kind, hash: r.hash })))
+      .values(
+        q.rows.map((r) => ({
+          practice_id: q.practiceId,
+          patient_id: q.patientId,
+          kind: r.kind,
+          hash: r.hash,
+        })),
+      )
       .execute();
   }
+}
+
+// --- audited reads: the audit insert and the read are one statement, hence one transaction ---
+
+/**
+ * `WITH audit AS (INSERT INTO audit_entries ...)`: prefixed to a read, PostgreSQL runs the insert
+ * and the select as one statement, so the entry commits with the read or neither happens, in a
+ * single round trip (no BEGIN/COMMIT). Data-modifying CTEs run even when the select returns no
+ * rows. Used for reads only; writes use an explicit transaction.
+ */
+function auditCte(row: AuditRow): RawBuilder<unknown> {
+  const cols = Object.keys(row) as (keyof AuditRow)[];
+  return sql`WITH audit AS (INSERT INTO audit_entries (${sql.join(cols.map((c) => sql.ref(c)))})
+    VALUES (${sql.join(cols.map((c) => (c === 'detail' && row.detail !== null ? sql`${row.detail}::jsonb` : sql`${row[c]}`)))}) RETURNING seq)`;
+}
+
+/** One row of an audited read: an identity version, a record version, or a wrapped data key (`body`). */
+export interface AuditedRow {
+  readonly part: 'identity' | 'record' | 'key';
+  readonly id: string;
+  readonly version: number;
+  readonly kind: string | null;
+  readonly sensitivity: string | null;
+  readonly author_id: string | null;
+  readonly status: string | null;
+  readonly active: boolean | null;
+  readonly created_at: Date;
+  readonly updated_at: Date;
+  readonly body: Buffer;
+}
+
+const identitySelect = (q: {
+  practiceId: string;
+  patientIds: readonly string[];
+  allVersions: boolean;
+}) => sql`
+  SELECT 'identity' AS part, p.id, pv.version, NULL AS kind, NULL AS sensitivity, NULL AS author_id, NULL AS status,
+         p.active, p.created_at, pv.created_at AS updated_at, pv.body
+    FROM patients p
+    JOIN patient_versions pv ON pv.patient_id = p.id ${q.allVersions ? sql`` : sql`AND pv.version = p.current_version`}
+   WHERE p.practice_id = ${q.practiceId} AND p.id IN (${sql.join(q.patientIds)})`;
+
+const recordSelect = (q: {
+  practiceId: string;
+  pseudonym?: string;
+  recordId?: string;
+  kind?: string;
+  allVersions: boolean;
+}) => sql`
+  SELECT 'record' AS part, r.id, rv.version, r.kind, r.sensitivity, r.author_id, r.status,
+         NULL AS active, r.created_at, rv.created_at AS updated_at, rv.body
+    FROM records r
+    JOIN record_versions rv ON rv.record_id = r.id ${q.allVersions ? sql`` : sql`AND rv.version = r.current_version`}
+   WHERE r.practice_id = ${q.practiceId}
+     ${q.pseudonym !== undefined ? sql`AND r.pseudonym = ${q.pseudonym}` : sql``}
+     ${q.recordId !== undefined ? sql`AND r.id = ${q.recordId}` : sql``}
+     ${q.kind !== undefined ? sql`AND r.kind = ${q.kind}` : sql``}`;
+
+const keySelect = (q: { practiceId: string; keyIds: readonly string[] }) => sql`
+  SELECT 'key' AS part, dk.id, 0 AS version, NULL AS kind, NULL AS sensitivity, NULL AS author_id, NULL AS status,
+         NULL AS active, dk.created_at, dk.created_at AS updated_at, dk.wrapped AS body
+    FROM data_keys dk
+   WHERE dk.practice_id = ${q.practiceId} AND dk.id IN (${sql.join(q.keyIds)})`;
+
+/** What an audited read fetches: identity versions, record versions, and the data keys they need. */
+export interface AuditedQuery {
+  readonly practiceId: string;
+  readonly identity?: { readonly patientIds: readonly string[]; readonly allVersions?: boolean };
+  readonly records?: {
+    readonly pseudonym?: string;
+    readonly recordId?: string;
+    readonly kind?: string;
+    readonly allVersions?: boolean;
+  };
+  readonly keyIds: readonly string[];
+}
+
+const PART_ORDER = { identity: 0, record: 1, key: 2 } as const;
+
+/** Rows in order: identity versions, then records (oldest first, versions ascending), then keys. */
+export async function auditedRead(db: Tx, audit: AuditRow, q: AuditedQuery): Promise<AuditedRow[]> {
+  const parts: RawBuilder<unknown>[] = [];
+  if (q.identity) {
+    if (q.identity.patientIds.length > 0) {
+      parts.push(
+        identitySelect({
+          practiceId: q.practiceId,
+          patientIds: q.identity.patientIds,
+          allVersions: q.identity.allVersions ?? false,
+        }),
+      );
+    }
+  }
+  if (q.records) {
+    parts.push(
+      recordSelect({ practiceId: q.practiceId, ...q.records, allVersions: q.records.allVersions ?? false }),
+    );
+  }
+  if (q.keyIds.length > 0) {
+    parts.push(keySelect({ practiceId: q.practiceId, keyIds: q.keyIds }));
+  }
+  // With nothing to read (a search without candidates) the statement still writes the entry.
+  const body = parts.length > 0 ? sql.join(parts, sql` UNION ALL `) : sql`SELECT 1 WHERE false`;
+  const r = await sql<AuditedRow>`${auditCte(audit)} ${body}`.execute(db);
+  return r.rows.sort(
+    (a, b) =>
+      PART_ORDER[a.part] - PART_ORDER[b.part] ||
+      a.created_at.getTime() - b.created_at.getTime() ||
+      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) ||
+      a.version - b.version,
+  );
+}
+
+/** Facts for deciding about one patient (no health data): its link and the caller's membership. */
+export async function loadPatientFacts(
+  tx: Tx,
+  q: { practiceId: string; patientId: string; actorId: string; now: Date },
+) {
+  return tx
+    .selectFrom('patients as p')
+    .innerJoin('patient_links as l', 'l.patient_id', 'p.id')
+    .select([
+      'p.id',
+      'l.link',
+      sql<boolean>`EXISTS (SELECT 1 FROM care_team ct WHERE ct.patient_id = p.id AND ct.user_id = ${q.actorId}
+        AND ct.starts_at <= ${q.now} AND (ct.ends_at IS NULL OR ct.ends_at > ${q.now}))`.as('on_team'),
+    ])
+    .where('p.practice_id', '=', q.practiceId)
+    .where('p.id', '=', q.patientId)
+    .executeTakeFirst();
 }

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { type Binding, open, seal } from '../crypto/envelope.ts';
+import { type Binding, keyIdOf, open, seal } from '../crypto/envelope.ts';
 import type { Keyring } from '../crypto/keyring.ts';
+import { CustosError } from '../errors.ts';
 
 /**
  * Per-call key handling for the gate. A patient has one data key, wrapped twice under two
@@ -28,6 +29,19 @@ export class CallKeys {
     return JSON.parse(open(this.key(keyId, wrapped), at, blob).toString('utf8')) as T;
   }
 
+  /** Decrypts with the data key its header names, from the wrapped keys fetched with it. */
+  openWith<T>(wrappedKeys: ReadonlyMap<string, Buffer>, at: Binding, blob: Buffer): T {
+    const keyId = keyIdOf(blob, at);
+    const wrapped = wrappedKeys.get(keyId);
+    if (!wrapped) {
+      throw new CustosError(
+        'CUSTOS_ERR_INTEGRITY',
+        `ciphertext names a data key that is not the patient's (${at.table}, row ${at.row})`,
+      );
+    }
+    return this.openJson<T>(keyId, wrapped, at, blob);
+  }
+
   /** Wipes the unwrapped keys (best effort: V8 may hold copies, but we do not keep them). */
   dispose(): void {
     for (const k of this.#keys.values()) {
@@ -52,12 +66,18 @@ export const recordBodyAt = (recordId: string, version: number): Binding => ({
   row: recordId,
   version,
 });
-export const linkAt = (patientId: string): Binding => ({ table: 'patient_links', column: 'link', row: patientId, version: 0 });
+export const linkAt = (patientId: string): Binding => ({
+  table: 'patient_links',
+  column: 'link',
+  row: patientId,
+  version: 0,
+});
 
 /** The decrypted link of a patient. */
 export interface Link {
   readonly pseudonym: string;
   readonly clinicalKeyId: string;
+  readonly identityKeyId: string;
 }
 
 /** A fresh random pseudonym: 128 bits, URL-safe. */

@@ -22,7 +22,11 @@ export async function loadPlan(
     ctx,
     {
       action: 'import',
-      detail: (loaded) => ({ patients: loaded.length, records: loaded.reduce((n, p) => n + p.records, 0), ...options.detail }),
+      detail: (loaded) => ({
+        patients: loaded.length,
+        records: loaded.reduce((n, p) => n + p.records, 0),
+        ...options.detail,
+      }),
     },
     async (tx) => {
       const loaded: LoadedPatient[] = [];

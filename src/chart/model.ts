@@ -9,7 +9,8 @@ import { validationError } from '../errors.ts';
 
 const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD');
 const isoDateTime = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time with zone' });
-const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+const text = (max: number) =>
+  z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
 
 export const Coding = z.object({
   system: text(200),
@@ -53,7 +54,12 @@ export const PatientIdentity = z.object({
 });
 export type PatientIdentity = z.infer<typeof PatientIdentity>;
 
-export const Quantity = z.object({ value: z.number().finite(), unit: text(50), system: text(200).optional(), code: text(50).optional() });
+export const Quantity = z.object({
+  value: z.number().finite(),
+  unit: text(50),
+  system: text(200).optional(),
+  code: text(50).optional(),
+});
 
 export const Encounter = z.object({
   /** `visit` or `therapy-session` (and other practice-defined types). */
@@ -73,7 +79,12 @@ export const Observation = z.object({
   code: Coding,
   value: z.union([z.object({ quantity: Quantity }), z.object({ text: text(10000) })]).optional(),
   referenceRange: z
-    .object({ low: z.number().finite().optional(), high: z.number().finite().optional(), unit: text(50).optional(), text: text(500).optional() })
+    .object({
+      low: z.number().finite().optional(),
+      high: z.number().finite().optional(),
+      unit: text(50).optional(),
+      text: text(500).optional(),
+    })
     .optional(),
   effective: isoDateTime,
   encounterId: z.uuid().optional(),
@@ -85,7 +96,9 @@ export const Condition = z.object({
   code: Coding,
   text: text(1000).optional(),
   clinicalStatus: z.enum(['active', 'recurrence', 'relapse', 'inactive', 'remission', 'resolved']),
-  verificationStatus: z.enum(['unconfirmed', 'provisional', 'differential', 'confirmed', 'refuted']).optional(),
+  verificationStatus: z
+    .enum(['unconfirmed', 'provisional', 'differential', 'confirmed', 'refuted'])
+    .optional(),
   onset: isoDate.optional(),
   abatement: isoDate.optional(),
   encounterId: z.uuid().optional(),

@@ -20,7 +20,10 @@ export function normalizeName(name: string): string {
 export const normalizePhone = (phone: string): string => phone.replace(/\D/g, '').replace(/^00/, '');
 export const normalizeEmail = (email: string): string => email.normalize('NFKC').trim().toLowerCase();
 export const normalizeIdentifier = (value: string): string =>
-  value.normalize('NFKC').toUpperCase().replace(/[\s\-./]/g, '');
+  value
+    .normalize('NFKC')
+    .toUpperCase()
+    .replace(/[\s\-./]/g, '');
 
 export interface IndexTerm {
   readonly kind: string;
@@ -66,7 +69,10 @@ export interface PatientQuery {
  * The index terms a query must all match, plus a check on the decrypted identity for what the
  * bounded prefix index cannot decide (prefixes longer than PREFIX_MAX).
  */
-export function queryTerms(q: PatientQuery): { terms: IndexTerm[]; recheck: (identity: PatientIdentity) => boolean } {
+export function queryTerms(q: PatientQuery): {
+  terms: IndexTerm[];
+  recheck: (identity: PatientIdentity) => boolean;
+} {
   const terms: IndexTerm[] = [];
   let recheck: (identity: PatientIdentity) => boolean = () => true;
   if (q.family !== undefined && q.birthDate !== undefined) {

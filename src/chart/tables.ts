@@ -23,7 +23,7 @@ export type ChartTables = {
   patient_links: {
     patient_id: string;
     practice_id: string;
-    /** `{ pseudonym, clinicalKeyId }` sealed under the link key. */
+    /** `{ pseudonym, clinicalKeyId, identityKeyId }` sealed under the link key. */
     link: Buffer;
     /** Keyed hash of the pseudonym, to find the patient from a clinical row. */
     pseudonym_index: Buffer;

@@ -51,7 +51,11 @@ export async function main(argv: string[], io: Io = process, config: Config = lo
   }
 }
 
-function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(args: string[], options: T, positionals = 0) {
+function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(
+  args: string[],
+  options: T,
+  positionals = 0,
+) {
   try {
     const r = parseArgs({ args, options, allowPositionals: positionals > 0, strict: true });
     if (r.positionals.length > positionals) {
@@ -75,7 +79,8 @@ async function withCustos<T>(config: Config, fn: (c: Custos) => Promise<T>): Pro
   }
 }
 
-const where = (config: Config) => (config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded database in ${config.dataDir}/pg`);
+const where = (config: Config) =>
+  config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded database in ${config.dataDir}/pg`;
 
 const commands: Record<string, Command> = {
   async serve(args, config, io) {
@@ -85,8 +90,12 @@ const commands: Record<string, Command> = {
       io.stdout.write(
         [
           `custos: ${r.fresh ? 'initialized' : 'opened'} the ${where(config)}`,
-          r.keyFileCreated ? `custos: created the key file ${config.keyFile} (mode 0600): back it up apart from the data; without it the data cannot be read` : `custos: key file ${config.keyFile} matches this database`,
-          r.migrationsApplied.length > 0 ? `custos: applied migrations ${r.migrationsApplied.join(', ')}` : 'custos: schema is up to date',
+          r.keyFileCreated
+            ? `custos: created the key file ${config.keyFile} (mode 0600): back it up apart from the data; without it the data cannot be read`
+            : `custos: key file ${config.keyFile} matches this database`,
+          r.migrationsApplied.length > 0
+            ? `custos: applied migrations ${r.migrationsApplied.join(', ')}`
+            : 'custos: schema is up to date',
           'custos: the HTTPS server is not part of this version yet; use the commands in custos --help',
           '',
         ].join('\n'),
@@ -99,7 +108,9 @@ const commands: Record<string, Command> = {
     parse(args, {});
     await withCustos(config, async (c) => {
       const applied = c.report.migrationsApplied;
-      io.stdout.write(applied.length > 0 ? `custos: applied ${applied.join(', ')}\n` : 'custos: schema is up to date\n');
+      io.stdout.write(
+        applied.length > 0 ? `custos: applied ${applied.join(', ')}\n` : 'custos: schema is up to date\n',
+      );
     });
     return EXIT_OK;
   },
@@ -117,16 +128,26 @@ const commands: Record<string, Command> = {
       throw new UsageError(`cannot read ${file}`);
     }
     if (size > config.maxImportBytes) {
-      throw new CustosError('CUSTOS_ERR_IMPORT', `bundle: ${size} bytes is over the limit of ${config.maxImportBytes} bytes (CUSTOS_MAX_IMPORT_BYTES)`);
+      throw new CustosError(
+        'CUSTOS_ERR_IMPORT',
+        `bundle: ${size} bytes is over the limit of ${config.maxImportBytes} bytes (CUSTOS_MAX_IMPORT_BYTES)`,
+      );
     }
     // Parse and validate the whole bundle before the database is even opened: a bad bundle writes nothing.
     const plan = parseBundle(fs.readFileSync(file, 'utf8'), { maxBytes: config.maxImportBytes });
     const loaded = await withCustos(config, (c) =>
-      loadPlan(c.chart, systemContext({ practiceId: c.practiceId, purpose: 'import', requestId: randomUUID() }), plan.patients, {
-        detail: plan.counts,
-      }),
+      loadPlan(
+        c.chart,
+        systemContext({ practiceId: c.practiceId, purpose: 'import', requestId: randomUUID() }),
+        plan.patients,
+        {
+          detail: plan.counts,
+        },
+      ),
     );
-    io.stdout.write(`${JSON.stringify({ counts: plan.counts, patients: loaded.map((p) => ({ fullUrl: p.fullUrl, id: p.id })) })}\n`);
+    io.stdout.write(
+      `${JSON.stringify({ counts: plan.counts, patients: loaded.map((p) => ({ fullUrl: p.fullUrl, id: p.id })) })}\n`,
+    );
     return EXIT_OK;
   },
 

@@ -27,7 +27,9 @@ export function reportError(io: Io, e: unknown): number {
   }
   const name = e instanceof Error ? e.name : typeof e;
   const code = (e as { code?: unknown })?.code;
-  io.stderr.write(`custos: internal error (${name}${typeof code === 'string' ? ` ${code}` : ''}); details are withheld because they may quote stored data\n`);
+  io.stderr.write(
+    `custos: internal error (${name}${typeof code === 'string' ? ` ${code}` : ''}); details are withheld because they may quote stored data\n`,
+  );
   return EXIT_FAILED;
 }
 

@@ -31,13 +31,18 @@ describe('the envelope', () => {
 
   it('fails with an integrity error when any single byte is changed', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 0, maxLength: 300 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (bytes, pos, delta) => {
-        const blob = seal(key, keyId, at, Buffer.from(bytes));
-        const i = pos % blob.length;
-        const tampered = Buffer.from(blob);
-        tampered[i] = (tampered[i]! + delta) % 256;
-        expect(integrityError(() => open(key, at, tampered))).toBe(true);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 300 }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (bytes, pos, delta) => {
+          const blob = seal(key, keyId, at, Buffer.from(bytes));
+          const i = pos % blob.length;
+          const tampered = Buffer.from(blob);
+          tampered[i] = (tampered[i]! + delta) % 256;
+          expect(integrityError(() => open(key, at, tampered))).toBe(true);
+        },
+      ),
       { numRuns: 500 },
     );
   });

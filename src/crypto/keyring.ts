@@ -48,16 +48,25 @@ export class Keyring {
 
   constructor(file: KeyFile) {
     if (file.format !== 'custos-keys/1' || file.kek.length === 0) {
-      throw new CustosError('CUSTOS_ERR_CONFIG', 'the key file is not a Custos key file (format custos-keys/1)');
+      throw new CustosError(
+        'CUSTOS_ERR_CONFIG',
+        'the key file is not a Custos key file (format custos-keys/1)',
+      );
     }
     this.#keks = new Map(file.kek.map((k) => [k.id, b64key(k.key)]));
     this.#activeKek = file.kek[file.kek.length - 1]?.id ?? '';
     this.#indexKey = b64key(file.index.key);
     this.linkKeyId = file.link.id;
     this.#linkKey = b64key(file.link.key);
-    this.#linkIndexKey = Buffer.from(hkdfSync('sha256', this.#linkKey, Buffer.alloc(0), 'custos link index', 32));
+    this.#linkIndexKey = Buffer.from(
+      hkdfSync('sha256', this.#linkKey, Buffer.alloc(0), 'custos link index', 32),
+    );
     this.auditKeyId = file.audit.id;
-    this.#auditPrivate = createPrivateKey({ key: Buffer.from(file.audit.privateKey, 'base64'), format: 'der', type: 'pkcs8' });
+    this.#auditPrivate = createPrivateKey({
+      key: Buffer.from(file.audit.privateKey, 'base64'),
+      format: 'der',
+      type: 'pkcs8',
+    });
     this.auditPublicKey = createPublicKey(this.#auditPrivate);
   }
 
@@ -69,7 +78,10 @@ export class Keyring {
       kek: [{ id: randomUUID(), key: randomBytes(32).toString('base64'), created: new Date().toISOString() }],
       index: { id: randomUUID(), key: randomBytes(32).toString('base64') },
       link: { id: randomUUID(), key: randomBytes(32).toString('base64') },
-      audit: { id: randomUUID(), privateKey: audit.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64') },
+      audit: {
+        id: randomUUID(),
+        privateKey: audit.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+      },
     };
   }
 
@@ -113,7 +125,9 @@ export class Keyring {
   blindIndex(kind: string, normalized: string): Buffer {
     let sub = this.#indexSubkeys.get(kind);
     if (!sub) {
-      sub = Buffer.from(hkdfSync('sha256', this.#indexKey, Buffer.alloc(0), `custos blind index ${kind}`, 32));
+      sub = Buffer.from(
+        hkdfSync('sha256', this.#indexKey, Buffer.alloc(0), `custos blind index ${kind}`, 32),
+      );
       this.#indexSubkeys.set(kind, sub);
     }
     return createHmac('sha256', sub).update(normalized, 'utf8').digest().subarray(0, 16);
@@ -126,7 +140,8 @@ export class Keyring {
 
   /** Key check values stored in the database: HMACs of a constant, revealing nothing of the keys. */
   checks(): KeyCheck[] {
-    const kcv = (key: Buffer) => createHmac('sha256', key).update('custos key check value').digest('hex').slice(0, 32);
+    const kcv = (key: Buffer) =>
+      createHmac('sha256', key).update('custos key check value').digest('hex').slice(0, 32);
     const spki = this.auditPublicKey.export({ format: 'der', type: 'spki' });
     return [
       ...[...this.#keks].map(([id, key]) => ({ name: `kcv.kek.${id}`, value: kcv(key) })),
@@ -145,9 +160,12 @@ export class Keyring {
   }
 }
 
-
-
-const dataKeyBinding = (id: string): Binding => ({ table: 'data_keys', column: 'wrapped', row: id, version: 0 });
+const dataKeyBinding = (id: string): Binding => ({
+  table: 'data_keys',
+  column: 'wrapped',
+  row: id,
+  version: 0,
+});
 
 function b64key(s: string): Buffer {
   const k = Buffer.from(s, 'base64');

@@ -21,7 +21,12 @@ export interface Database {
 
 export type Connection =
   | { readonly engine: 'postgres'; readonly url: string; readonly poolSize?: number }
-  | { readonly engine: 'pglite'; readonly pglite: PGlite; readonly ownsPglite?: boolean; readonly release?: () => void };
+  | {
+      readonly engine: 'pglite';
+      readonly pglite: PGlite;
+      readonly ownsPglite?: boolean;
+      readonly release?: () => void;
+    };
 
 /**
  * Opens Kysely over PostgreSQL or over an existing PGlite instance.

@@ -1,7 +1,7 @@
 import { type Kysely, type Migration, Migrator, sql } from 'kysely';
 import { CustosError } from '../errors.ts';
-import type { CoreDb } from './schema.ts';
 import * as m001 from './migrations/001_initial.ts';
+import type { CoreDb } from './schema.ts';
 
 /** Every migration this version of Custos knows, in order. One set for both engines. */
 export const migrations: Readonly<Record<string, Migration>> = {

@@ -4,6 +4,8 @@
  * they end up in is synthetic.
  */
 
+import type { GoalTheme } from './vocabulary.ts';
+
 export const LOINC = 'http://loinc.org';
 export const ICD10 = 'http://hl7.org/fhir/sid/icd-10';
 export const SNOMED = 'http://snomed.info/sct';
@@ -216,8 +218,6 @@ export const PROCEDURES = {
 
 export type ProcedureKey = keyof typeof PROCEDURES;
 
-export type GoalTheme = 'mood' | 'anxiety' | 'trauma' | 'attention' | 'substance' | 'sleep';
-
 export interface ConditionDef {
   readonly code: string;
   readonly display: string;
@@ -378,39 +378,3 @@ export const MEDICAL_CONDITIONS: readonly ConditionDef[] = [
   c('L20.9', 'Atopic dermatitis, unspecified', 0, [], ['hydrocortisone'], [], { maxAge: 40 }),
   c('H66.90', 'Otitis media, unspecified, unspecified ear', 0, ['pain'], ['ibuprofen'], [], { maxAge: 12 }),
 ];
-
-export const THERAPY_GOALS: Readonly<Record<GoalTheme, readonly string[]>> = {
-  mood: [
-    'Reduce PHQ-9 score below 10 within 12 weeks',
-    'Resume at least three valued activities per week',
-    'Identify and challenge negative automatic thoughts using thought records',
-    'Establish a regular sleep and wake routine',
-  ],
-  anxiety: [
-    'Reduce GAD-7 score below 10 within 12 weeks',
-    'Use paced breathing to manage acute anxiety without leaving the situation',
-    'Complete graded exposure steps up to the top of the hierarchy',
-    'Reduce time spent worrying to under 30 minutes a day',
-  ],
-  trauma: [
-    'Develop grounding skills for managing intrusive memories',
-    'Complete a trauma narrative with tolerable distress',
-    'Reduce nightmares to fewer than one per week',
-    'Re-engage with avoided places and people in a planned way',
-  ],
-  attention: [
-    'Use a daily planner for school or work tasks',
-    'Break larger tasks into steps with time estimates',
-    'Agree on routines with family or partner to reduce conflict',
-  ],
-  substance: [
-    'Maintain abstinence from alcohol, with weekly check-ins',
-    'Identify high-risk situations and rehearse coping responses',
-    'Build a sober support network',
-  ],
-  sleep: [
-    'Keep a consistent wake-up time seven days a week',
-    'Reduce sleep-onset latency to under 30 minutes',
-    'Complete a two-week sleep diary',
-  ],
-};

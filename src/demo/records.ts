@@ -13,10 +13,10 @@ import {
   RXNORM,
   SMOKING_STATUSES,
   SNOMED,
-  THERAPY_GOALS,
   UCUM,
 } from './clinical.ts';
 import { ANCHOR_MS, DAY_MS, isoDate, isoDateTime, MINUTE_MS, type PatientContext } from './context.ts';
+import { THERAPY_GOALS } from './vocabulary.ts';
 
 /** Conditions, observations and treatments of one demo patient. */
 
@@ -132,6 +132,10 @@ export function addObservations(ctx: PatientContext): void {
   const push = (key: ObservationKey, enc: number): void => {
     if (plans.length < wanted && !plans.some((p) => p.key === key && p.enc === enc)) {
       plans.push({ key, enc, affected: affected.includes(key) });
+      // Blood pressure is taken as a pair when there is room for both readings.
+      if (key === 'systolic') {
+        push('diastolic', enc);
+      }
     }
   };
   const primary = conditions[0]?.observations[0];
@@ -145,10 +149,6 @@ export function addObservations(ctx: PatientContext): void {
   const vitals = ctx.age >= 16 ? ADULT_VITALS : VITALS;
   for (let tries = 0; plans.length < wanted && tries < 20; tries++) {
     push(rng.pick(vitals), rng.int(0, last));
-  }
-  if (plans.some((p) => p.key === 'systolic') && plans.length < wanted) {
-    const sys = plans.find((p) => p.key === 'systolic');
-    push('diastolic', sys?.enc ?? 0);
   }
   // The first measurement of a score is the baseline; later ones show a response to treatment.
   const baseline = new Map<ObservationKey, number>();

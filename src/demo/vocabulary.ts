@@ -288,3 +288,42 @@ export const THERAPY_NOTE_TITLES = ['Session note', 'Progress note', 'Therapy se
 export const VISIT_NOTE_TITLES = ['Progress note', 'Follow-up note', 'Visit summary'];
 export const PSYCHOTHERAPY_NOTE_TITLE = 'Psychotherapy process note';
 export const RESTRICTED_NOTE_TITLE = 'Confidential note';
+
+export type GoalTheme = 'mood' | 'anxiety' | 'trauma' | 'attention' | 'substance' | 'sleep';
+
+/** Therapy-plan goals by theme. */
+export const THERAPY_GOALS: Readonly<Record<GoalTheme, readonly string[]>> = {
+  mood: [
+    'Reduce PHQ-9 score below 10 within 12 weeks',
+    'Resume at least three valued activities per week',
+    'Identify and challenge negative automatic thoughts using thought records',
+    'Establish a regular sleep and wake routine',
+  ],
+  anxiety: [
+    'Reduce GAD-7 score below 10 within 12 weeks',
+    'Use paced breathing to manage acute anxiety without leaving the situation',
+    'Complete graded exposure steps up to the top of the hierarchy',
+    'Reduce time spent worrying to under 30 minutes a day',
+  ],
+  trauma: [
+    'Develop grounding skills for managing intrusive memories',
+    'Complete a trauma narrative with tolerable distress',
+    'Reduce nightmares to fewer than one per week',
+    'Re-engage with avoided places and people in a planned way',
+  ],
+  attention: [
+    'Use a daily planner for school or work tasks',
+    'Break larger tasks into steps with time estimates',
+    'Agree on routines with family or partner to reduce conflict',
+  ],
+  substance: [
+    'Maintain abstinence from alcohol, with weekly check-ins',
+    'Identify high-risk situations and rehearse coping responses',
+    'Build a sober support network',
+  ],
+  sleep: [
+    'Keep a consistent wake-up time seven days a week',
+    'Reduce sleep-onset latency to under 30 minutes',
+    'Complete a two-week sleep diary',
+  ],
+};

@@ -11,7 +11,8 @@ import type { Connection } from '../../src/db/database.ts';
 export type TestEngine = 'pglite' | 'postgres';
 
 /** Which engine this run of an `*.int.test.ts` file is for. */
-export const engine = (): TestEngine => (process.env.CUSTOS_TEST_ENGINE === 'postgres' ? 'postgres' : 'pglite');
+export const engine = (): TestEngine =>
+  process.env.CUSTOS_TEST_ENGINE === 'postgres' ? 'postgres' : 'pglite';
 
 /** Why the current engine cannot run (PostgreSQL unreachable), or undefined. */
 export function skipReason(): string | undefined {
@@ -90,11 +91,16 @@ export interface TestCustos extends Custos {
   cleanup(): Promise<void>;
 }
 
-export async function openTestCustos(options: { clock?: () => Date; onDisk?: boolean } = {}): Promise<TestCustos> {
+export async function openTestCustos(
+  options: { clock?: () => Date; onDisk?: boolean } = {},
+): Promise<TestCustos> {
   const testDb = await freshDatabase(options.onDisk ? { onDisk: true } : {});
   const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'custos-keys-'));
   const keyFile = path.join(keyDir, 'custos.keys');
-  const custos = await openCustosOn(testDb.connection(), { keyFile, ...(options.clock ? { clock: options.clock } : {}) });
+  const custos = await openCustosOn(testDb.connection(), {
+    keyFile,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
   return Object.assign(Object.create(null) as object, custos, {
     testDb,
     keyFile,

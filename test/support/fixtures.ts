@@ -26,7 +26,11 @@ export const note = (body = 'Synthetic note body.'): NewRecord<'note'> => ({
 
 export const condition = (): NewRecord<'condition'> => ({
   kind: 'condition',
-  body: { code: { system: 'http://hl7.org/fhir/sid/icd-10', code: 'J45.909', display: 'Asthma' }, clinicalStatus: 'active', onset: '2020-03-01' },
+  body: {
+    code: { system: 'http://hl7.org/fhir/sid/icd-10', code: 'J45.909', display: 'Asthma' },
+    clinicalStatus: 'active',
+    onset: '2020-03-01',
+  },
 });
 
 export const system = (practiceId: string): AccessContext =>

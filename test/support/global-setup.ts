@@ -31,7 +31,8 @@ export default async function setup(project: TestProject): Promise<() => void> {
   const url = process.env.CUSTOS_TEST_DATABASE_URL;
   if (engine === 'postgres') {
     if (!url) {
-      const skip = 'CUSTOS_TEST_DATABASE_URL is not set: the PostgreSQL half of the integration suite is skipped';
+      const skip =
+        'CUSTOS_TEST_DATABASE_URL is not set: the PostgreSQL half of the integration suite is skipped';
       console.warn(`[custos] ${skip}`);
       project.provide('postgres', { skip });
     } else {

@@ -51,7 +51,11 @@ describe.skipIf(skip)('starting up', () => {
     testDb = await freshDatabase();
     const keyFile = keyPath();
     const first = await openCustosOn(testDb.connection(), { keyFile });
-    expect(first.report).toEqual({ keyFileCreated: true, migrationsApplied: ['001_initial'], fresh: true });
+    expect(first.report).toEqual({
+      keyFileCreated: true,
+      migrationsApplied: ['001_initial', '002_audit_sealing'],
+      fresh: true,
+    });
     expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
     const { id } = await first.chart.createPatient(system(first.practiceId), identity());
     await first.close();

@@ -9,6 +9,7 @@ import { generateDemoPatients, renderProgress } from '../demo/generate.ts';
 import { CustosError } from '../errors.ts';
 import { toFhirBundle } from '../fhir/export.ts';
 import { parseBundle } from '../fhir/import.ts';
+import { audit } from './audit.ts';
 import { EXIT_OK, type Io, progress, reportError, UsageError } from './output.ts';
 
 const HELP = `custos: patient records with privacy as a property of the core
@@ -22,6 +23,16 @@ Commands:
   export --patient ID       write one patient's records as a FHIR R4 Bundle to stdout
   demo --patients N [--seed S]
                             generate N synthetic patients with clinical histories and load them
+  audit verify [--from-checkpoint N] [--anchor CHECKPOINTS.jsonl]
+                            recompute every leaf and root, check every checkpoint's chain and signature
+  audit seal                seal committed entries into a signed checkpoint now
+  audit checkpoints [--since N]
+                            print signed checkpoints as JSON lines (keep a copy outside the database)
+  audit prove --entry SEQ | --from N --to M
+                            RFC 9162 inclusion proof of an entry, or consistency proof between checkpoints
+  audit check-proof FILE --public-key PEM
+                            verify a proof offline
+  audit public-key          print the audit signing public key (PEM)
 
 Environment:
   CUSTOS_DATA_DIR   data folder (default ./data): embedded database, key file, blobs
@@ -83,6 +94,8 @@ const where = (config: Config) =>
   config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded database in ${config.dataDir}/pg`;
 
 const commands: Record<string, Command> = {
+  audit,
+
   async serve(args, config, io) {
     parse(args, {});
     await withCustos(config, async (c) => {

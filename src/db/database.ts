@@ -36,6 +36,11 @@ export type Connection =
 export function connect(conn: Connection): Database {
   if (conn.engine === 'postgres') {
     const pool = new pg.Pool({ connectionString: conn.url, max: conn.poolSize ?? 10 });
+    // An idle client whose server connection dies (restart, pg_terminate_backend) is discarded by
+    // the pool; without a listener the error would crash the process. Queries in flight still fail.
+    pool.on('error', () => undefined);
+    // Likewise for a checked-out client between queries (the sealer holds one for its lock).
+    pool.on('connect', (client) => client.on('error', () => undefined));
     const db = new Kysely<CoreDb>({ dialect: new PostgresDialect({ pool }) });
     return { db, engine: 'postgres', close: () => db.destroy() };
   }

@@ -16,6 +16,23 @@ export interface CoreTables {
     created_at: Date;
   };
   audit_entries: AuditEntryTable;
+  audit_checkpoints: {
+    number: string;
+    tree_size: string;
+    first_seq: string;
+    last_seq: string;
+    root: Buffer;
+    prev_hash: Buffer;
+    /** Rolled-back sequence numbers in (previous last_seq, last_seq], as JSON `[[from, to], ...]`. */
+    gaps: string;
+    created_at: Date;
+    key_id: string;
+    signature: Buffer;
+    /** The leaf hashes this checkpoint adds, 32 bytes each, in sequence order. */
+    leaves: Buffer;
+    /** The Merkle frontier after this checkpoint (a cache for the sealer; verify recomputes). */
+    frontier: string;
+  };
   /** Care-team membership: the interim policy's one fact. */
   care_team: {
     practice_id: string;

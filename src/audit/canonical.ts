@@ -1,0 +1,76 @@
+import type { Selectable } from 'kysely';
+import type { AuditEntryTable } from '../db/schema.ts';
+
+/**
+ * The canonical, versioned byte encoding of an audit entry: the Merkle leaf input (RFC 9162
+ * `leaf_hash = SHA-256(0x00 || entry)`). Anyone can re-implement it from this description:
+ *
+ *   u8   format version (1)
+ *   u64  seq (big-endian)
+ *   i64  time, milliseconds since the Unix epoch (big-endian)
+ *   then each field below as u32 length (big-endian) + UTF-8 bytes, or 0xFFFFFFFF for null:
+ *   practice_id, actor_kind, actor_id, role, on_behalf_of, action, resource_type, resource_id,
+ *   patient_pseudonym, purpose, outcome, reason, client_address, user_agent_hash, session_id,
+ *   request_id, detail (JSON with object keys sorted, no whitespace)
+ */
+export const ENTRY_FORMAT = 1;
+
+export type StoredEntry = Selectable<AuditEntryTable>;
+
+const FIELDS = [
+  'practice_id',
+  'actor_kind',
+  'actor_id',
+  'role',
+  'on_behalf_of',
+  'action',
+  'resource_type',
+  'resource_id',
+  'patient_pseudonym',
+  'purpose',
+  'outcome',
+  'reason',
+  'client_address',
+  'user_agent_hash',
+  'session_id',
+  'request_id',
+] as const;
+
+/** JSON with sorted object keys and no whitespace (what jsonb hands back is reordered). */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) {
+    return `[${value.map(canonicalJson).join(',')}]`;
+  }
+  const obj = value as Record<string, unknown>;
+  return `{${Object.keys(obj)
+    .sort()
+    .filter((k) => obj[k] !== undefined)
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+    .join(',')}}`;
+}
+
+export function encodeEntry(e: StoredEntry): Buffer {
+  const texts: (string | null)[] = FIELDS.map((f) => e[f]);
+  texts.push(e.detail === null || e.detail === undefined ? null : canonicalJson(e.detail));
+  const encoded = texts.map((t) => (t === null ? null : Buffer.from(t, 'utf8')));
+  const size = 1 + 8 + 8 + encoded.reduce((n, b) => n + 4 + (b?.length ?? 0), 0);
+  const out = Buffer.allocUnsafe(size);
+  out[0] = ENTRY_FORMAT;
+  out.writeBigUInt64BE(BigInt(e.seq), 1);
+  out.writeBigInt64BE(BigInt(e.at.getTime()), 9);
+  let o = 17;
+  for (const b of encoded) {
+    if (b === null) {
+      out.writeUInt32BE(0xffffffff, o);
+      o += 4;
+    } else {
+      out.writeUInt32BE(b.length, o);
+      b.copy(out, o + 4);
+      o += 4 + b.length;
+    }
+  }
+  return out;
+}

@@ -14,7 +14,8 @@ export type ChartAction =
   | 'history'
   | 'export'
   | 'care-team'
-  | 'import';
+  | 'import'
+  | 'report';
 
 export type ResourceType = 'patient' | 'record' | 'chart' | 'care-team' | 'bundle';
 

@@ -120,6 +120,17 @@ export class Chart {
   }
 
   /**
+   * The pseudonym that audit entries use for a patient, for the access report ("who has seen my
+   * record"). Decrypts only the link, never health data; audited as a report on that patient.
+   */
+  patientPseudonym(ctx: AccessContext, patientId: string): Promise<string> {
+    return this.#core.call(ctx, { action: 'report', resourceType: 'patient' }, async (tx, t) => {
+      const { link } = await this.#core.patientFacts(tx, ctx, t, patientId);
+      return () => link.pseudonym;
+    });
+  }
+
+  /**
    * Runs several gate calls in one transaction (one FHIR bundle is all or nothing). Each call
    * still writes its own audit entry; the batch adds one for itself, and if anything fails,
    * everything rolls back and one error entry is written.

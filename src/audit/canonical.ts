@@ -55,21 +55,34 @@ export function canonicalJson(value: unknown): string {
 export function encodeEntry(e: StoredEntry): Buffer {
   const texts: (string | null)[] = FIELDS.map((f) => e[f]);
   texts.push(e.detail === null || e.detail === undefined ? null : canonicalJson(e.detail));
-  const encoded = texts.map((t) => (t === null ? null : Buffer.from(t, 'utf8')));
-  const size = 1 + 8 + 8 + encoded.reduce((n, b) => n + 4 + (b?.length ?? 0), 0);
+  return encodeFields(e.seq, e.at.getTime(), texts);
+}
+
+/** The column list (and order) `encodeFields` expects after seq and time; `detail` comes as text. */
+export const HASHED_COLUMNS = FIELDS;
+
+/**
+ * The same encoding from raw column values (the sealer's and verifier's fast path: no Date or
+ * JSON objects per row). `detail` is canonical JSON text or null.
+ */
+export function encodeFields(seq: string | number, atMs: number, texts: readonly (string | null)[]): Buffer {
+  let size = 17;
+  for (const t of texts) {
+    size += 4 + (t === null ? 0 : Buffer.byteLength(t, 'utf8'));
+  }
   const out = Buffer.allocUnsafe(size);
   out[0] = ENTRY_FORMAT;
-  out.writeBigUInt64BE(BigInt(e.seq), 1);
-  out.writeBigInt64BE(BigInt(e.at.getTime()), 9);
+  out.writeBigUInt64BE(BigInt(seq), 1);
+  out.writeBigInt64BE(BigInt(atMs), 9);
   let o = 17;
-  for (const b of encoded) {
-    if (b === null) {
+  for (const t of texts) {
+    if (t === null) {
       out.writeUInt32BE(0xffffffff, o);
       o += 4;
     } else {
-      out.writeUInt32BE(b.length, o);
-      b.copy(out, o + 4);
-      o += 4 + b.length;
+      const n = out.write(t, o + 4, 'utf8');
+      out.writeUInt32BE(n, o);
+      o += 4 + n;
     }
   }
   return out;

@@ -204,7 +204,9 @@ describe.skipIf(skip)('the sealer on PostgreSQL', () => {
       child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
       child.on('exit', (code) => reject(new Error(`writer exited early (${code})`)));
     });
-    await new Promise((r) => setTimeout(r, 1500));
+    // Kill it mid-flight: after its sealer has written at least one checkpoint, writers still running.
+    await until(async () => (await sealedSeqs(custos.database.db)).max > 0, 30_000);
+    await new Promise((r) => setTimeout(r, 500));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));
     const before = await sealedSeqs(custos.database.db);

@@ -1,11 +1,11 @@
 import { type Kysely, sql } from 'kysely';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { CoreDb } from '../db/schema.ts';
-import { encodeEntry, type StoredEntry } from './canonical.ts';
+import type { StoredEntry } from './canonical.ts';
 import { type Checkpoint, checkpointBody, checkpointHash, GENESIS, toRanges } from './checkpoint.ts';
 import { safeHorizon } from './horizon.ts';
 import { leafHash, MerkleFrontier } from './merkle.ts';
-import { checkpointFromRow } from './store.ts';
+import { checkpointFromRow, entriesForHashing } from './store.ts';
 
 export interface SealOptions {
   readonly db: Kysely<CoreDb>;
@@ -48,14 +48,7 @@ export async function sealOnce(options: SealOptions): Promise<SealResult> {
   let checkpoints = 0;
   let entries = 0;
   while (horizon !== undefined && from <= horizon) {
-    const rows = await db
-      .selectFrom('audit_entries')
-      .selectAll()
-      .where('seq', '>=', String(from))
-      .where('seq', '<=', String(horizon))
-      .orderBy('seq')
-      .limit(maxBatch)
-      .execute();
+    const rows = await entriesForHashing(db, { after: from - 1, upTo: horizon, limit: maxBatch });
     const upper = rows.length === maxBatch ? Number(rows[rows.length - 1]?.seq) : horizon;
     const gaps: number[] = [];
     const leaves: Buffer[] = [];
@@ -66,7 +59,7 @@ export async function sealOnce(options: SealOptions): Promise<SealResult> {
         gaps.push(expect);
       }
       expect = seq + 1;
-      const leaf = leafHash(encodeEntry(row));
+      const leaf = leafHash(row.canonical);
       leaves.push(leaf);
       frontier.append(leaf);
     }
@@ -102,7 +95,16 @@ export async function sealOnce(options: SealOptions): Promise<SealResult> {
         frontier: JSON.stringify(frontier.toJSON()),
       })
       .execute();
-    options.mirror?.(rows, checkpoint);
+    if (options.mirror) {
+      const full = await db
+        .selectFrom('audit_entries')
+        .selectAll()
+        .where('seq', '>=', String(from))
+        .where('seq', '<=', String(upper))
+        .orderBy('seq')
+        .execute();
+      options.mirror(full, checkpoint);
+    }
     prev = checkpoint;
     checkpoints++;
     entries += rows.length;

@@ -53,6 +53,7 @@ describe.skipIf(skip)('the sealed audit trail', () => {
       });
     await c.chart.searchPatients(sys, { familyPrefix: 'Synth' });
     const first = await sealOnce({ db: c.database.db, keyring: c.keyring, maxBatch: 6 });
+
     expect(first.checkpoints).toBeGreaterThan(1);
     sealedUpTo = Number(
       (await sql<{ m: string }>`SELECT max(last_seq) AS m FROM audit_checkpoints`.execute(c.database.db))
@@ -89,7 +90,7 @@ describe.skipIf(skip)('the sealed audit trail', () => {
 
   it('verifies an intact trail, with a recorded gap and unsealed newest entries', async () => {
     const r = await verify(c.database.db);
-    expect(r).toMatchObject({ ok: true, unsealed: 2 });
+    expect(r, JSON.stringify(r)).toMatchObject({ ok: true, unsealed: 2 });
     const gaps = (await c.database.db.selectFrom('audit_checkpoints').select('gaps').execute()).flatMap((g) =>
       JSON.parse(g.gaps),
     );
@@ -242,6 +243,31 @@ describe.skipIf(skip)('the sealed audit trail', () => {
       at: 'checkpoint 1',
       problem: 'root hash or tree size does not match its entries',
     });
+  });
+
+  it('encodes entries identically from rows and from raw columns (the sealer path)', async () => {
+    const ctx = { ...system(c.practiceId), clientAddress: 'ünï\u0001\n', onBehalfOf: 'dr. ☃' };
+    await append(
+      c.database.db,
+      ctx,
+      {
+        action: 'search',
+        resourceType: 'patient',
+        outcome: 'success',
+        detail: { z: 1, a: ['x', 'y', 'é'], m: true },
+      },
+      new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678)),
+    );
+    const rows = await c.database.db.selectFrom('audit_entries').selectAll().orderBy('seq').execute();
+    const { entriesForHashing } = await import('./store.ts');
+    const { encodeEntry } = await import('./canonical.ts');
+    const fast = await entriesForHashing(c.database.db, { after: 0, upTo: 1e12, limit: 1e6 });
+    expect(fast.map((f) => f.seq)).toEqual(rows.map((r) => Number(r.seq)));
+    for (const [i, r] of rows.entries()) {
+      expect(fast[i]!.canonical.equals(encodeEntry(r)), `entry ${r.seq}`).toBe(true);
+    }
+    // Control characters were encoded on the way in (no log injection).
+    expect(rows[rows.length - 1]!.client_address).toBe('ünï\\u0001\\u000a');
   });
 
   it('verifies incrementally from a checkpoint', async () => {

@@ -1,10 +1,9 @@
 import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { CoreDb } from '../db/schema.ts';
-import { encodeEntry } from './canonical.ts';
 import { type Checkpoint, checkpointHash, GENESIS, inRanges, verifySignature } from './checkpoint.ts';
 import { leafHash, MerkleFrontier } from './merkle.ts';
-import { checkpointFromRow } from './store.ts';
+import { checkpointFromRow, entriesForHashing } from './store.ts';
 
 export type VerifyResult =
   | {
@@ -16,7 +15,7 @@ export type VerifyResult =
     }
   | { readonly ok: false; readonly at: string; readonly problem: string };
 
-const ENTRY_BATCH = 10_000;
+const ENTRY_BATCH = 20_000;
 
 /**
  * Recomputes every leaf and root, and checks every checkpoint's chain link and signature
@@ -99,14 +98,7 @@ export async function verifyTrail(
     let expect = c.firstSeq;
     let after = c.firstSeq - 1;
     for (;;) {
-      const batch = await db
-        .selectFrom('audit_entries')
-        .selectAll()
-        .where('seq', '>', String(after))
-        .where('seq', '<=', String(c.lastSeq))
-        .orderBy('seq')
-        .limit(ENTRY_BATCH)
-        .execute();
+      const batch = await entriesForHashing(db, { after, upTo: c.lastSeq, limit: ENTRY_BATCH });
       for (const e of batch) {
         const seq = Number(e.seq);
         for (; expect < seq; expect++) {
@@ -126,7 +118,7 @@ export async function verifyTrail(
             problem: `lies in a rolled-back gap of checkpoint ${c.number} (inserted after sealing)`,
           };
         }
-        const leaf = leafHash(encodeEntry(e));
+        const leaf = leafHash(e.canonical);
         const sealed = stored.subarray(i * 32, i * 32 + 32);
         if (sealed.length !== 32 || !leaf.equals(sealed)) {
           return {

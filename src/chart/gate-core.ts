@@ -127,7 +127,7 @@ export class GateCore {
   /** Audits a failed call in its own transaction and returns what to throw. */
   async #failed(ctx: AccessContext, t: Target, e: unknown): Promise<Failure> {
     const denied = e instanceof Denied;
-    const toThrow = denied ? notFound(t.resourceType) : e;
+    const toThrow = denied ? notFound(t.resourceType === 'chart' ? 'patient' : t.resourceType) : e;
     if (this.inBatch) {
       return new Failure(e);
     }

@@ -14,7 +14,7 @@ const EMPTY = Buffer.alloc(0);
 // `crypto.hash` (one-shot, Node >= 20.12) is ~1.5x faster than createHash for 65-byte inputs;
 // fall back to createHash on older runtimes. Both compute plain SHA-256.
 const oneShot = typeof crypto.hash === 'function' ? crypto.hash : undefined;
-const sha256 = (data: Uint8Array): Buffer =>
+export const sha256 = (data: Uint8Array): Buffer =>
   oneShot ? oneShot('sha256', data, 'buffer') : crypto.createHash('sha256').update(data).digest();
 
 /** RFC 9162 2.1.1: MTH({}) = SHA-256(), the hash of the empty string. */

@@ -4,8 +4,8 @@ import type { CoreDb } from '../db/schema.ts';
 import type { StoredEntry } from './canonical.ts';
 import { type Checkpoint, checkpointBody, checkpointHash, GENESIS, toRanges } from './checkpoint.ts';
 import { safeHorizon } from './horizon.ts';
-import { leafHash, MerkleFrontier } from './merkle.ts';
-import { checkpointFromRow, entriesForHashing } from './store.ts';
+import { MerkleFrontier } from './merkle.ts';
+import { checkpointFromRow, leavesFor } from './store.ts';
 
 export interface SealOptions {
   readonly db: Kysely<CoreDb>;
@@ -48,7 +48,7 @@ export async function sealOnce(options: SealOptions): Promise<SealResult> {
   let checkpoints = 0;
   let entries = 0;
   while (horizon !== undefined && from <= horizon) {
-    const rows = await entriesForHashing(db, { after: from - 1, upTo: horizon, limit: maxBatch });
+    const rows = await leavesFor(db, { after: from - 1, upTo: horizon, limit: maxBatch });
     const upper = rows.length === maxBatch ? Number(rows[rows.length - 1]?.seq) : horizon;
     const gaps: number[] = [];
     const leaves: Buffer[] = [];
@@ -59,7 +59,7 @@ export async function sealOnce(options: SealOptions): Promise<SealResult> {
         gaps.push(expect);
       }
       expect = seq + 1;
-      const leaf = leafHash(row.canonical);
+      const leaf = row.leaf;
       leaves.push(leaf);
       frontier.append(leaf);
     }

@@ -2,8 +2,8 @@ import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { CoreDb } from '../db/schema.ts';
 import { type Checkpoint, checkpointHash, GENESIS, inRanges, verifySignature } from './checkpoint.ts';
-import { leafHash, MerkleFrontier } from './merkle.ts';
-import { checkpointFromRow, entriesForHashing } from './store.ts';
+import { MerkleFrontier } from './merkle.ts';
+import { checkpointFromRow, hashRows, lastSeqOf, rowsForHashing } from './store.ts';
 
 export type VerifyResult =
   | {
@@ -15,7 +15,7 @@ export type VerifyResult =
     }
   | { readonly ok: false; readonly at: string; readonly problem: string };
 
-const ENTRY_BATCH = 20_000;
+const ENTRY_BATCH = 25_000;
 
 /**
  * Recomputes every leaf and root, and checks every checkpoint's chain link and signature
@@ -97,8 +97,15 @@ export async function verifyTrail(
     let i = 0;
     let expect = c.firstSeq;
     let after = c.firstSeq - 1;
+    // Prefetch: PostgreSQL prepares the next batch while this one is hashed.
+    let pending = rowsForHashing(db, { after, upTo: c.lastSeq, limit: ENTRY_BATCH });
     for (;;) {
-      const batch = await entriesForHashing(db, { after, upTo: c.lastSeq, limit: ENTRY_BATCH });
+      const raw = await pending;
+      if (raw.length === ENTRY_BATCH) {
+        after = lastSeqOf(raw);
+        pending = rowsForHashing(db, { after, upTo: c.lastSeq, limit: ENTRY_BATCH });
+      }
+      const batch = hashRows(raw);
       for (const e of batch) {
         const seq = Number(e.seq);
         for (; expect < seq; expect++) {
@@ -118,7 +125,7 @@ export async function verifyTrail(
             problem: `lies in a rolled-back gap of checkpoint ${c.number} (inserted after sealing)`,
           };
         }
-        const leaf = leafHash(e.canonical);
+        const leaf = e.leaf;
         const sealed = stored.subarray(i * 32, i * 32 + 32);
         if (sealed.length !== 32 || !leaf.equals(sealed)) {
           return {
@@ -135,7 +142,6 @@ export async function verifyTrail(
       if (batch.length < ENTRY_BATCH) {
         break;
       }
-      after = Number(batch[batch.length - 1]?.seq);
     }
     for (; expect <= c.lastSeq; expect++) {
       if (!inRanges(c.gaps, expect)) {

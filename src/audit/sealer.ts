@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { type Kysely, sql } from 'kysely';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { CoreDb } from '../db/schema.ts';
@@ -115,6 +116,42 @@ export async function sealOnce(options: SealOptions): Promise<SealResult> {
 
 /** Lock key for sealer leadership ("custos-sealer" as two int4s). */
 const LOCK = sql`pg_try_advisory_lock(1668641651, 1701603698)`;
+const UNLOCK = sql`pg_advisory_unlock(1668641651, 1701603698)`;
+
+/**
+ * One sealing round for a command-line run (`custos import`, `custos audit seal`, …): takes the
+ * sealer lock if nobody holds it (a running server's sealer does), seals, releases. When the
+ * lock is busy the server is sealing, and this returns `undefined`.
+ */
+export async function sealIfFree(options: SealOptions): Promise<SealResult | undefined> {
+  return options.db.connection().execute(async (conn) => {
+    const got = await sql<{ locked: boolean }>`SELECT ${LOCK} AS locked`.execute(conn);
+    if (!got.rows[0]?.locked) {
+      return undefined;
+    }
+    try {
+      return await sealOnce({ ...options, db: conn });
+    } finally {
+      await sql`SELECT ${UNLOCK}`.execute(conn);
+    }
+  });
+}
+
+/** Appends each newly sealed entry as a JSON line to a file, the copy outside the database. */
+export function fileMirror(file: string): NonNullable<SealOptions['mirror']> {
+  return (entries, checkpoint) => {
+    const lines = entries.map((e) => JSON.stringify({ ...e, checkpoint: checkpoint.number })).join('\n');
+    if (lines) {
+      const fd = fs.openSync(file, 'a', 0o600);
+      try {
+        fs.writeSync(fd, `${lines}\n`);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  };
+}
 
 /**
  * Runs the sealer inside `custos serve`: every `intervalMs`, seal what is safe. On PostgreSQL,
@@ -167,7 +204,7 @@ export class SealerService {
               }
             } finally {
               this.#leader = false;
-              await sql`SELECT pg_advisory_unlock(1668641651, 1701603698)`.execute(conn);
+              await sql`SELECT ${UNLOCK}`.execute(conn);
             }
           });
           await sleep(interval);

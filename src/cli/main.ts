@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { systemContext } from '../access/context.ts';
-import { type Custos, openCustos } from '../app/custos.ts';
 import { loadPlan } from '../chart/load-plan.ts';
 import { type Config, loadConfig } from '../config/config.ts';
 import { generateDemoPatients, renderProgress } from '../demo/generate.ts';
@@ -11,6 +10,7 @@ import { toFhirBundle } from '../fhir/export.ts';
 import { parseBundle } from '../fhir/import.ts';
 import { audit } from './audit.ts';
 import { EXIT_OK, type Io, progress, reportError, UsageError } from './output.ts';
+import { withCustos } from './session.ts';
 
 const HELP = `custos: patient records with privacy as a property of the core
 
@@ -33,6 +33,13 @@ Commands:
   audit check-proof FILE --public-key PEM
                             verify a proof offline
   audit public-key          print the audit signing public key (PEM)
+  audit report --patient ID | --user NAME | --logins | --anomalies
+               [--since ISO] [--until ISO] [--json] [--bulk-threshold N]
+                            who accessed a patient's record, what a user did, logins, or anomalies
+                            (break-glass, out of hours, bulk reads, denials); a table, or JSON lines
+                            with --json; times in UTC, --since inclusive, --until exclusive; audited
+  audit export --fhir [--since ISO] [--until ISO]
+                            write the trail as a FHIR R4 Bundle of AuditEvents to stdout; audited
 
 Environment:
   CUSTOS_DATA_DIR   data folder (default ./data): embedded database, key file, blobs
@@ -81,15 +88,6 @@ function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: st
   }
 }
 
-async function withCustos<T>(config: Config, fn: (c: Custos) => Promise<T>): Promise<T> {
-  const custos = await openCustos(config);
-  try {
-    return await fn(custos);
-  } finally {
-    await custos.close();
-  }
-}
-
 const where = (config: Config) =>
   config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded database in ${config.dataDir}/pg`;
 
@@ -98,7 +96,7 @@ const commands: Record<string, Command> = {
 
   async serve(args, config, io) {
     parse(args, {});
-    await withCustos(config, async (c) => {
+    await withCustos(config, io, async (c) => {
       const r = c.report;
       io.stdout.write(
         [
@@ -119,7 +117,7 @@ const commands: Record<string, Command> = {
 
   async migrate(args, config, io) {
     parse(args, {});
-    await withCustos(config, async (c) => {
+    await withCustos(config, io, async (c) => {
       const applied = c.report.migrationsApplied;
       io.stdout.write(
         applied.length > 0 ? `custos: applied ${applied.join(', ')}\n` : 'custos: schema is up to date\n',
@@ -148,7 +146,7 @@ const commands: Record<string, Command> = {
     }
     // Parse and validate the whole bundle before the database is even opened: a bad bundle writes nothing.
     const plan = parseBundle(fs.readFileSync(file, 'utf8'), { maxBytes: config.maxImportBytes });
-    const loaded = await withCustos(config, (c) =>
+    const loaded = await withCustos(config, io, (c) =>
       loadPlan(
         c.chart,
         systemContext({ practiceId: c.practiceId, purpose: 'import', requestId: randomUUID() }),
@@ -170,7 +168,7 @@ const commands: Record<string, Command> = {
       throw new UsageError('export needs --patient ID');
     }
     const patientId = values.patient;
-    const bundle = await withCustos(config, async (c) => {
+    const bundle = await withCustos(config, io, async (c) => {
       const ctx = systemContext({ practiceId: c.practiceId, purpose: 'export', requestId: randomUUID() });
       const { patient, records } = await c.chart.exportChart(ctx, patientId);
       return toFhirBundle(patient, records);
@@ -190,7 +188,7 @@ const commands: Record<string, Command> = {
       throw new UsageError('--seed must be a non-negative whole number');
     }
     const bar = progress(io, (d, t) => renderProgress(d, t), count);
-    const loaded = await withCustos(config, async (c) => {
+    const loaded = await withCustos(config, io, async (c) => {
       const ctx = systemContext({ practiceId: c.practiceId, purpose: 'import', requestId: randomUUID() });
       let batch = [];
       let n = 0;

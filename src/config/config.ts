@@ -10,6 +10,8 @@ export interface Config {
   readonly keyFile: string;
   /** Largest FHIR bundle `custos import` accepts, in bytes. */
   readonly maxImportBytes: number;
+  /** File that receives every sealed audit entry as a JSON line (a copy outside the database). */
+  readonly auditMirror: string | undefined;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -23,7 +25,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   const databaseUrl = env.DATABASE_URL || undefined;
   const keyFile = path.resolve(cwd, env.CUSTOS_KEY_FILE || path.join(dataDir, 'custos.keys'));
   const maxImportBytes = Number(env.CUSTOS_MAX_IMPORT_BYTES || 50 * 1024 * 1024);
-  return { dataDir, databaseUrl, keyFile, maxImportBytes };
+  const auditMirror = env.CUSTOS_AUDIT_MIRROR ? path.resolve(cwd, env.CUSTOS_AUDIT_MIRROR) : undefined;
+  return { dataDir, databaseUrl, keyFile, maxImportBytes, auditMirror };
 }
 
 /** Connection string of the PostgreSQL server the integration tests use (never a production one). */

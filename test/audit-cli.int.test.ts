@@ -51,7 +51,7 @@ describe.skipIf(skip)('custos audit', () => {
     expect(ok).toMatchObject({ code: 0, stdout: expect.stringMatching(/^proof verifies: entry 7 is leaf 6 of the tree of size \d+ signed in checkpoint 2\n$/) });
     const forged = JSON.parse(inclusion.stdout);
     const canonical = Buffer.from(forged.entry.canonical, 'base64');
-    canonical[canonical.length - 1] ^= 1;
+    canonical[canonical.length - 1]! ^= 1;
     forged.entry.canonical = canonical.toString('base64');
     fs.writeFileSync(out('forged.json'), JSON.stringify(forged));
     const bad = await runCli(['audit', 'check-proof', out('forged.json'), '--public-key', out('pub.pem')], {});

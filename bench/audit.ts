@@ -127,17 +127,31 @@ export async function run(): Promise<void> {
     const { execFileSync } = await import('node:child_process');
     const timeOut = `${dir}/verify.time`;
     t = performance.now();
-    const stdout = execFileSync('/usr/bin/time', ['-f', '%M', '-o', timeOut, process.execPath, 'bin/custos.js', 'audit', 'verify'], {
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, CUSTOS_DATA_DIR: dir },
-      encoding: 'utf8',
-    });
+    const stdout = execFileSync(
+      '/usr/bin/time',
+      ['-f', '%M', '-o', timeOut, process.execPath, 'bin/custos.js', 'audit', 'verify'],
+      {
+        env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, CUSTOS_DATA_DIR: dir },
+        encoding: 'utf8',
+      },
+    );
     seconds = (performance.now() - t) / 1000;
     const entriesVerified = Number(/intact: (\d+) entries/.exec(stdout)?.[1]);
     if (!entriesVerified) {
       throw new Error(`verify failed: ${stdout}`);
     }
     const peakRssMiB = round(Number(fs.readFileSync(timeOut, 'utf8').trim().split('\n').pop()) / 1024, 1);
-    report({ bench: 'verify', engine: 'postgres', entries: entriesVerified, seconds: round(seconds, 2), entriesPerSec: round(entriesVerified / seconds, 0), target: 200_000, peakRssMiB, targetRssMiB: 200, note: 'whole custos process incl. startup' });
+    report({
+      bench: 'verify',
+      engine: 'postgres',
+      entries: entriesVerified,
+      seconds: round(seconds, 2),
+      entriesPerSec: round(entriesVerified / seconds, 0),
+      target: 200_000,
+      peakRssMiB,
+      targetRssMiB: 200,
+      note: 'whole custos process incl. startup',
+    });
   } finally {
     await custos.close();
     await db.drop();

@@ -14,6 +14,10 @@ export const ErrorCodes = {
   CUSTOS_ERR_DATA_DIR_LOCKED: 500,
   CUSTOS_ERR_IMPORT: 400,
   CUSTOS_ERR_CONFIG: 500,
+  CUSTOS_ERR_UNAUTHENTICATED: 401,
+  CUSTOS_ERR_LOGIN_FAILED: 401,
+  CUSTOS_ERR_THROTTLED: 429,
+  CUSTOS_ERR_STEP_UP: 403,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

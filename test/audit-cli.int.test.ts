@@ -30,14 +30,26 @@ describe.skipIf(skip)('custos audit', () => {
     const r = await runCli(['audit', 'verify'], d.env);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^audit trail intact: \d+ entries in 2 checkpoints verified \(tree size \d+\), 0 not yet sealed\n$/);
+    expect(r.stdout).toMatch(
+      /^audit trail intact: \d+ entries in 2 checkpoints verified \(tree size \d+\), 0 not yet sealed\n$/,
+    );
   });
 
   it('prints checkpoints as JSON lines, and --since skips the older ones', async () => {
-    const all = (await runCli(['audit', 'checkpoints'], d.env)).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const all = (await runCli(['audit', 'checkpoints'], d.env)).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(all.map((c) => c.number)).toEqual([1, 2]);
-    expect(all[1]).toMatchObject({ format: 'custos-checkpoint/1', prevHash: expect.any(String), signature: expect.any(String) });
-    const since = (await runCli(['audit', 'checkpoints', '--since', '1'], d.env)).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(all[1]).toMatchObject({
+      format: 'custos-checkpoint/1',
+      prevHash: expect.any(String),
+      signature: expect.any(String),
+    });
+    const since = (await runCli(['audit', 'checkpoints', '--since', '1'], d.env)).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(since.map((c) => c.number)).toEqual([2]);
   });
 
@@ -48,24 +60,41 @@ describe.skipIf(skip)('custos audit', () => {
     fs.writeFileSync(out('incl.json'), inclusion.stdout);
     // Offline: no database configured at all.
     const ok = await runCli(['audit', 'check-proof', out('incl.json'), '--public-key', out('pub.pem')], {});
-    expect(ok).toMatchObject({ code: 0, stdout: expect.stringMatching(/^proof verifies: entry 7 is leaf 6 of the tree of size \d+ signed in checkpoint 2\n$/) });
+    expect(ok).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(
+        /^proof verifies: entry 7 is leaf 6 of the tree of size \d+ signed in checkpoint 2\n$/,
+      ),
+    });
     const forged = JSON.parse(inclusion.stdout);
     const canonical = Buffer.from(forged.entry.canonical, 'base64');
     canonical[canonical.length - 1]! ^= 1;
     forged.entry.canonical = canonical.toString('base64');
     fs.writeFileSync(out('forged.json'), JSON.stringify(forged));
-    const bad = await runCli(['audit', 'check-proof', out('forged.json'), '--public-key', out('pub.pem')], {});
-    expect(bad).toEqual({ code: 1, stdout: 'proof does not verify: entry 7: inclusion proof does not verify against checkpoint 2\n', stderr: '' });
+    const bad = await runCli(
+      ['audit', 'check-proof', out('forged.json'), '--public-key', out('pub.pem')],
+      {},
+    );
+    expect(bad).toEqual({
+      code: 1,
+      stdout: 'proof does not verify: entry 7: inclusion proof does not verify against checkpoint 2\n',
+      stderr: '',
+    });
 
     const consistency = await runCli(['audit', 'prove', '--from', '1', '--to', '2'], d.env);
     expect(consistency.code, consistency.stderr).toBe(0);
     fs.writeFileSync(out('cons.json'), consistency.stdout);
     const c = await runCli(['audit', 'check-proof', out('cons.json'), '--public-key', out('pub.pem')], {});
-    expect(c.stdout).toMatch(/^proof verifies: checkpoint 2 \(size \d+\) extends checkpoint 1 \(size \d+\)\n$/);
+    expect(c.stdout).toMatch(
+      /^proof verifies: checkpoint 2 \(size \d+\) extends checkpoint 1 \(size \d+\)\n$/,
+    );
   });
 
   it('explains usage errors with exit 2', async () => {
-    expect(await runCli(['audit', 'prove'], d.env)).toMatchObject({ code: 2, stderr: 'custos: prove needs either --entry SEQ or both --from N and --to M (see custos --help)\n' });
+    expect(await runCli(['audit', 'prove'], d.env)).toMatchObject({
+      code: 2,
+      stderr: 'custos: prove needs either --entry SEQ or both --from N and --to M (see custos --help)\n',
+    });
     expect(await runCli(['audit', 'verify', '--from-checkpoint', 'x'], d.env)).toMatchObject({ code: 2 });
     expect(await runCli(['audit', 'frob'], d.env)).toMatchObject({ code: 2 });
   });
@@ -83,7 +112,8 @@ describe.skipIf(skip)('custos audit', () => {
     const r = await runCli(['audit', 'verify'], d.env);
     expect(r).toEqual({
       code: 1,
-      stdout: 'audit trail broken at entry 5: does not match the leaf sealed in checkpoint 1 (changed, or entries reordered)\n',
+      stdout:
+        'audit trail broken at entry 5: does not match the leaf sealed in checkpoint 1 (changed, or entries reordered)\n',
       stderr: '',
     });
     // Put the entry back, then delete the newest checkpoint: only the anchored copy can tell.
@@ -100,6 +130,11 @@ describe.skipIf(skip)('custos audit', () => {
       await c2.close();
     }
     const anchored = await runCli(['audit', 'verify', '--anchor', out('anchors.jsonl')], d.env);
-    expect(anchored).toEqual({ code: 1, stdout: 'audit trail broken at checkpoint 2: is missing or differs from the copy kept outside the database\n', stderr: '' });
+    expect(anchored).toEqual({
+      code: 1,
+      stdout:
+        'audit trail broken at checkpoint 2: is missing or differs from the copy kept outside the database\n',
+      stderr: '',
+    });
   });
 });

@@ -10,14 +10,22 @@ import { toFhirBundle } from '../fhir/export.ts';
 import { parseBundle } from '../fhir/import.ts';
 import { audit } from './audit.ts';
 import { EXIT_OK, type Io, progress, reportError, UsageError } from './output.ts';
+import { serve } from './serve.ts';
 import { withCustos } from './session.ts';
+import { guard, user } from './user.ts';
 
 const HELP = `custos: patient records with privacy as a property of the core
 
 Usage: custos <command> [options]
 
 Commands:
-  serve                     initialize the database and keys (the HTTP server is not built yet)
+  serve [--behind-proxy]    serve the clinic's HTTPS API (https://localhost:8443) and seal the audit trail
+  user add NAME --role ROLE[,ROLE]
+                            create a staff account; prints a one-time enrollment link (24 h), never a password
+  user disable|enable|reset|unlock NAME, user list
+                            manage accounts (reset prints a new enrollment link)
+  guard blocks [--lift ADDRESS]
+                            list blocked client addresses, or lift a block
   migrate                   apply pending database migrations and report them
   import FILE               load a FHIR R4 Bundle (JSON) in one transaction; prints counts and new ids as JSON
   export --patient ID       write one patient's records as a FHIR R4 Bundle to stdout
@@ -45,6 +53,10 @@ Environment:
   CUSTOS_DATA_DIR   data folder (default ./data): embedded database, key file, blobs
   DATABASE_URL      use this PostgreSQL database instead of the embedded one
   CUSTOS_KEY_FILE   key file location (default CUSTOS_DATA_DIR/custos.keys)
+  CUSTOS_HOST, CUSTOS_PORT           where serve listens (default localhost, 8443)
+  CUSTOS_TLS_CERT, CUSTOS_TLS_KEY    certificate and key (PEM); default a self-signed localhost one
+  CUSTOS_TRUSTED_PROXIES             proxy addresses trusted for X-Forwarded-For (with --behind-proxy)
+  CUSTOS_AUDIT_MIRROR                file receiving every sealed audit entry as a JSON line
 
 Exit codes: 0 done, 1 failed, 2 usage or input error (nothing was changed).
 `;
@@ -88,32 +100,12 @@ function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: st
   }
 }
 
-const where = (config: Config) =>
-  config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded database in ${config.dataDir}/pg`;
-
 const commands: Record<string, Command> = {
   audit,
 
-  async serve(args, config, io) {
-    parse(args, {});
-    await withCustos(config, io, async (c) => {
-      const r = c.report;
-      io.stdout.write(
-        [
-          `custos: ${r.fresh ? 'initialized' : 'opened'} the ${where(config)}`,
-          r.keyFileCreated
-            ? `custos: created the key file ${config.keyFile} (mode 0600): back it up apart from the data; without it the data cannot be read`
-            : `custos: key file ${config.keyFile} matches this database`,
-          r.migrationsApplied.length > 0
-            ? `custos: applied migrations ${r.migrationsApplied.join(', ')}`
-            : 'custos: schema is up to date',
-          'custos: the HTTPS server is not part of this version yet; use the commands in custos --help',
-          '',
-        ].join('\n'),
-      );
-    });
-    return EXIT_OK;
-  },
+  serve,
+  user,
+  guard,
 
   async migrate(args, config, io) {
     parse(args, {});

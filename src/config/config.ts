@@ -12,6 +12,14 @@ export interface Config {
   readonly maxImportBytes: number;
   /** File that receives every sealed audit entry as a JSON line (a copy outside the database). */
   readonly auditMirror: string | undefined;
+  /** Where `custos serve` listens (default localhost:8443). */
+  readonly host: string;
+  readonly port: number;
+  /** Certificate and key (PEM); unset: a self-signed localhost certificate in the data folder. */
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
+  /** Proxies whose X-Forwarded-For is trusted (with `--behind-proxy`), comma-separated addresses. */
+  readonly trustedProxies: readonly string[];
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -26,7 +34,21 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   const keyFile = path.resolve(cwd, env.CUSTOS_KEY_FILE || path.join(dataDir, 'custos.keys'));
   const maxImportBytes = Number(env.CUSTOS_MAX_IMPORT_BYTES || 50 * 1024 * 1024);
   const auditMirror = env.CUSTOS_AUDIT_MIRROR ? path.resolve(cwd, env.CUSTOS_AUDIT_MIRROR) : undefined;
-  return { dataDir, databaseUrl, keyFile, maxImportBytes, auditMirror };
+  return {
+    dataDir,
+    databaseUrl,
+    keyFile,
+    maxImportBytes,
+    auditMirror,
+    host: env.CUSTOS_HOST || 'localhost',
+    port: Number(env.CUSTOS_PORT || 8443),
+    tlsCert: env.CUSTOS_TLS_CERT || undefined,
+    tlsKey: env.CUSTOS_TLS_KEY || undefined,
+    trustedProxies: (env.CUSTOS_TRUSTED_PROXIES || '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  };
 }
 
 /** Connection string of the PostgreSQL server the integration tests use (never a production one). */

@@ -101,6 +101,23 @@ export class Keyring {
     return open(this.#kek(keyIdOf(wrapped, at)), at, wrapped);
   }
 
+  /**
+   * Seals a small secret (a TOTP seed) directly under the active key-encryption key, bound to
+   * where it is stored. Re-wrapped with the data keys when the KEK rotates.
+   */
+  sealSecret(at: Binding, plaintext: Buffer): Buffer {
+    return seal(this.#kek(this.#activeKek), this.#activeKek, at, plaintext);
+  }
+
+  openSecret(at: Binding, blob: Buffer): Buffer {
+    return open(this.#kek(keyIdOf(blob, at)), at, blob);
+  }
+
+  /** A key for keyed hashes of recovery codes (HKDF from the index key; never stored). */
+  recoveryCodeKey(): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.#indexKey, Buffer.alloc(0), 'custos recovery codes', 32));
+  }
+
   /** Encrypts the pseudonym link of one patient under the link key. */
   sealLink(at: Binding, plaintext: Buffer): Buffer {
     return seal(this.#linkKey, this.linkKeyId, at, plaintext);

@@ -33,6 +33,64 @@ export interface CoreTables {
     /** The Merkle frontier after this checkpoint (a cache for the sealer; verify recomputes). */
     frontier: string;
   };
+  users: {
+    id: string;
+    practice_id: string;
+    username: string;
+    roles: string[];
+    /** enrolling | active | disabled */
+    status: string;
+    password_hash: string | null;
+    password_changed_at: Date | null;
+    /** TOTP secret sealed under the key-encryption key's envelope (never plaintext). */
+    totp_secret: Buffer | null;
+    totp_last_step: string | null;
+    recovery_hashes: ColumnType<string[], string[] | undefined, string[]>;
+    failed_logins: ColumnType<number, number | undefined, number>;
+    lockouts: ColumnType<number, number | undefined, number>;
+    locked_until: Date | null;
+    last_login_at: Date | null;
+    created_at: Date;
+  };
+  enrollments: {
+    token_hash: Buffer;
+    user_id: string;
+    expires_at: Date;
+    used_at: Date | null;
+    created_at: Date;
+  };
+  sessions: {
+    id_hash: Buffer;
+    user_id: string;
+    practice_id: string;
+    /** 'mfa-pending' between password and second factor; 'full' after both. */
+    kind: string;
+    created_at: Date;
+    last_seen_at: Date;
+    absolute_expires_at: Date;
+    reauth_at: Date | null;
+    client_address: string | null;
+    user_agent_hash: string | null;
+    ended_at: Date | null;
+    end_reason: string | null;
+  };
+  guard_events: { address: string; kind: string; subject_hash: string | null; at: Date };
+  ip_blocks: {
+    address: string;
+    reason: string;
+    blocked_at: Date;
+    blocked_until: Date;
+    lifted_at: Date | null;
+    lifted_by: string | null;
+  };
+  webauthn_credentials: {
+    id: string;
+    user_id: string;
+    public_key: Buffer;
+    counter: string;
+    transports: string[];
+    created_at: Date;
+  };
   /** Care-team membership: the interim policy's one fact. */
   care_team: {
     practice_id: string;

@@ -1,0 +1,74 @@
+import { parseArgs } from 'node:util';
+import { openCustos } from '../app/custos.ts';
+import { fileMirror, SealerService } from '../audit/sealer.ts';
+import type { Config } from '../config/config.ts';
+import { buildServer } from '../http/server.ts';
+import { buildServices } from '../http/services.ts';
+import { loadOrCreateCertificate } from '../http/tls.ts';
+import { EXIT_OK, type Io, UsageError } from './output.ts';
+
+/**
+ * `custos serve`: the clinic's HTTPS server with the audit sealer running beside it. Stops
+ * cleanly on SIGINT/SIGTERM (sealer, server, database, lock file).
+ */
+export async function serve(args: string[], config: Config, io: Io): Promise<number> {
+  let values: { 'behind-proxy'?: boolean };
+  try {
+    values = parseArgs({ args, options: { 'behind-proxy': { type: 'boolean' } }, strict: true }).values;
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  if (values['behind-proxy'] && config.trustedProxies.length === 0) {
+    throw new UsageError(
+      '--behind-proxy needs CUSTOS_TRUSTED_PROXIES (the proxy addresses whose X-Forwarded-For to trust)',
+    );
+  }
+  const custos = await openCustos(config);
+  const r = custos.report;
+  io.stdout.write(
+    `custos: ${r.fresh ? 'initialized' : 'opened'} the ${config.databaseUrl ? 'PostgreSQL database (DATABASE_URL)' : `embedded database in ${config.dataDir}/pg`}\n`,
+  );
+  if (r.keyFileCreated) {
+    io.stdout.write(
+      `custos: created the key file ${config.keyFile} (mode 0600): back it up apart from the data; without it the data cannot be read\n`,
+    );
+  }
+  if (r.migrationsApplied.length > 0) {
+    io.stdout.write(`custos: applied migrations ${r.migrationsApplied.join(', ')}\n`);
+  }
+  const tls = await loadOrCreateCertificate({
+    dataDir: config.dataDir,
+    ...(config.tlsCert ? { certFile: config.tlsCert } : {}),
+    ...(config.tlsKey ? { keyFile: config.tlsKey } : {}),
+  });
+  if (tls.created) {
+    io.stdout.write(
+      `custos: created a self-signed certificate for localhost in ${config.dataDir}/tls (set CUSTOS_TLS_CERT/CUSTOS_TLS_KEY for a real one)\n`,
+    );
+  }
+  const services = buildServices(custos);
+  const app = await buildServer(services, {
+    tls,
+    ...(values['behind-proxy'] ? { trustedProxies: config.trustedProxies } : {}),
+    log: (line) => io.stdout.write(`${new Date().toISOString()} ${line}\n`),
+  });
+  const sealer = new SealerService({
+    db: custos.database.db,
+    keyring: custos.keyring,
+    engine: custos.database.engine,
+    ...(config.auditMirror ? { mirror: fileMirror(config.auditMirror) } : {}),
+  });
+  await app.listen({ host: config.host, port: config.port });
+  sealer.start();
+  io.stdout.write(`custos: serving https://${config.host}:${config.port} (API docs at /api/docs)\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  io.stdout.write('custos: stopping\n');
+  await sealer.stop();
+  await app.close();
+  await custos.close();
+  return EXIT_OK;
+}

@@ -1,0 +1,138 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { AccessContext } from '../access/context.ts';
+import { securityEvent } from '../identity/events.ts';
+import { type Auth, defineRoute } from './route.ts';
+import type { Services } from './services.ts';
+
+type Resolve = (
+  req: FastifyRequest,
+  auth: Auth,
+  roles: readonly string[] | undefined,
+) => Promise<AccessContext | undefined>;
+const ADMIN = ['admin'] as const;
+const userId = z.object({ id: z.uuid('must be a user id') });
+
+/** Account administration and address blocks: the `admin` role only; no chart content here. */
+export function registerAdminRoutes(app: FastifyInstance, s: Services, resolve: Resolve): void {
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/api/v1/admin/users',
+      summary: 'Accounts of the practice',
+      tags: ['admin'],
+      auth: 'session',
+      roles: ADMIN,
+      handler: async (req) => ({ users: await s.accounts.list(req.ctx.practiceId) }),
+    },
+    resolve,
+  );
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: '/api/v1/admin/users',
+      summary: 'Create an account; returns a one-time enrollment link valid 24 hours (never a password)',
+      tags: ['admin'],
+      auth: 'session',
+      roles: ADMIN,
+      body: z.object({ username: z.string(), roles: z.array(z.string()).min(1) }).strict(),
+      handler: async (req, reply) => {
+        const r = await s.accounts.add(req.ctx, req.body);
+        return reply.code(201).send({
+          id: r.userId,
+          username: r.username,
+          enrollmentLink: `https://${req.raw.headers.host}/enroll#${r.token}`,
+          expiresAt: r.expiresAt.toISOString(),
+        });
+      },
+    },
+    resolve,
+  );
+  for (const action of ['disable', 'enable', 'unlock'] as const) {
+    defineRoute(
+      app,
+      {
+        method: 'POST',
+        url: `/api/v1/admin/users/:id/${action}`,
+        summary: `${action[0]?.toUpperCase()}${action.slice(1)} an account (audited)`,
+        tags: ['admin'],
+        auth: 'session',
+        roles: ADMIN,
+        params: userId,
+        handler: async (req, reply) => {
+          await s.accounts[action](req.ctx, req.params.id);
+          return reply.code(204).send();
+        },
+      },
+      resolve,
+    );
+  }
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: '/api/v1/admin/users/:id/reset',
+      summary: 'Clear password and second factor, end sessions, and issue a new enrollment link',
+      tags: ['admin'],
+      auth: 'session',
+      roles: ADMIN,
+      params: userId,
+      handler: async (req) => {
+        const r = await s.accounts.reset(req.ctx, req.params.id);
+        return {
+          enrollmentLink: `https://${req.raw.headers.host}/enroll#${r.token}`,
+          expiresAt: r.expiresAt.toISOString(),
+        };
+      },
+    },
+    resolve,
+  );
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/api/v1/admin/blocks',
+      summary: 'Blocked addresses',
+      tags: ['admin'],
+      auth: 'session',
+      roles: ADMIN,
+      handler: async () => ({ blocks: await s.blocks.active() }),
+    },
+    resolve,
+  );
+  defineRoute(
+    app,
+    {
+      method: 'DELETE',
+      url: '/api/v1/admin/blocks/:address',
+      summary: 'Lift the block of an address (audited)',
+      tags: ['admin'],
+      auth: 'session',
+      roles: ADMIN,
+      params: z.object({ address: z.union([z.ipv4(), z.ipv6()], 'must be an IP address') }),
+      handler: async (req, reply) => {
+        const n = await s.blocks.lift(req.params.address, req.ctx.actor.id);
+        await securityEvent(
+          s.custos.database.db,
+          req.ctx,
+          {
+            action: 'ip-unblocked',
+            resourceType: 'address',
+            resourceId: req.params.address,
+            outcome: n > 0 ? 'success' : 'denied',
+            ...(n > 0 ? {} : { reason: 'not-blocked' }),
+          },
+          s.clock(),
+        );
+        return reply
+          .code(n > 0 ? 204 : 404)
+          .send(
+            n > 0 ? undefined : { error: { code: 'CUSTOS_ERR_NOT_FOUND', message: 'address not blocked' } },
+          );
+      },
+    },
+    resolve,
+  );
+}

@@ -1,15 +1,9 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { AccessContext } from '../access/context.ts';
 import { securityEvent } from '../identity/events.ts';
-import { type Auth, defineRoute } from './route.ts';
+import { defineRoute, type Resolve } from './route.ts';
 import type { Services } from './services.ts';
 
-type Resolve = (
-  req: FastifyRequest,
-  auth: Auth,
-  roles: readonly string[] | undefined,
-) => Promise<AccessContext | undefined>;
 const ADMIN = ['admin'] as const;
 const userId = z.object({ id: z.uuid('must be a user id') });
 
@@ -33,7 +27,9 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services, resolve: 
     {
       method: 'POST',
       url: '/api/v1/admin/users',
-      summary: 'Create an account; returns a one-time enrollment link valid 24 hours (never a password)',
+      summary:
+        'Create an account; returns a one-time enrollment link valid 24 hours (never a password). Step-up required',
+      stepUp: true,
       tags: ['admin'],
       auth: 'session',
       roles: ADMIN,
@@ -74,7 +70,9 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services, resolve: 
     {
       method: 'POST',
       url: '/api/v1/admin/users/:id/reset',
-      summary: 'Clear password and second factor, end sessions, and issue a new enrollment link',
+      summary:
+        'Clear password and second factor, end sessions, and issue a new enrollment link. Step-up required',
+      stepUp: true,
       tags: ['admin'],
       auth: 'session',
       roles: ADMIN,

@@ -1,17 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { AccessContext } from '../access/context.ts';
 import { CustosError, notFound } from '../errors.ts';
+import { parseNewPassword } from '../identity/accounts.ts';
 import { securityEvent } from '../identity/events.ts';
 import { cookieOptions, MFA_COOKIE, SESSION_COOKIE } from './cookies.ts';
-import { type Auth, defineRoute } from './route.ts';
+import { defineRoute, type Resolve } from './route.ts';
 import type { Services } from './services.ts';
-
-type Resolve = (
-  req: FastifyRequest,
-  auth: Auth,
-  roles: readonly string[] | undefined,
-) => Promise<AccessContext | undefined>;
 
 const failed = () =>
   new CustosError(
@@ -194,6 +188,65 @@ export function registerAuthRoutes(app: FastifyInstance, s: Services, resolve: R
         );
         if (!ended) {
           throw notFound('session');
+        }
+        return reply.code(204).send();
+      },
+    },
+    resolve,
+  );
+}
+
+/** Re-authentication and password change, on the current full session. */
+export function registerAccountRoutes(app: FastifyInstance, s: Services, resolve: Resolve): void {
+  const currentSession = async (req: FastifyRequest) => {
+    const check = await s.sessions.check(req.cookies[SESSION_COOKIE] ?? '', { touch: false });
+    if (!check.ok) {
+      throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED', 'log in first');
+    }
+    return check.session;
+  };
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: '/api/v1/auth/reauth',
+      summary:
+        'Step-up: confirm password and a current code; sensitive actions accept the session for 5 minutes after',
+      tags: ['auth'],
+      auth: 'session',
+      body: z.object({ password: z.string().min(1).max(1024), code: z.string().min(1).max(20) }).strict(),
+      handler: async (req, reply) => {
+        const ok = await s.login.stepUp(req.raw.custosMeta, await currentSession(req.raw), req.body);
+        if (!ok) {
+          throw failed();
+        }
+        return reply.code(204).send();
+      },
+    },
+    resolve,
+  );
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: '/api/v1/auth/password',
+      summary: 'Change the password (the current one is required); ends every other session',
+      tags: ['auth'],
+      auth: 'session',
+      body: z
+        .object({ oldPassword: z.string().min(1).max(1024), newPassword: z.string().max(1024) })
+        .strict(),
+      handler: async (req, reply) => {
+        const ok = await s.login.changePassword(
+          req.raw.custosMeta,
+          await currentSession(req.raw),
+          req.body,
+          (pw, username) => parseNewPassword(pw, username, 'body.newPassword'),
+        );
+        if (!ok) {
+          throw new CustosError('CUSTOS_ERR_VALIDATION', 'body.oldPassword: is not the current password', {
+            field: 'body.oldPassword',
+          });
         }
         return reply.code(204).send();
       },

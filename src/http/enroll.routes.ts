@@ -1,15 +1,9 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { AccessContext } from '../access/context.ts';
 import { securityContext } from '../identity/events.ts';
-import { type Auth, defineRoute } from './route.ts';
+import { defineRoute, type Resolve } from './route.ts';
 import type { Services } from './services.ts';
 
-type Resolve = (
-  req: FastifyRequest,
-  auth: Auth,
-  roles: readonly string[] | undefined,
-) => Promise<AccessContext | undefined>;
 const token = z.string().min(20).max(100);
 
 /**

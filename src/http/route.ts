@@ -14,6 +14,8 @@ export interface RouteSpec<B extends z.ZodType, P extends z.ZodType> {
   readonly auth: Auth;
   /** Roles allowed (any of them); empty means any authenticated user. Deny by default otherwise. */
   readonly roles?: readonly string[];
+  /** A sensitive action: needs a re-authentication within the last 5 minutes (step-up). */
+  readonly stepUp?: boolean;
   readonly body?: B;
   readonly params?: P;
   readonly handler: (req: RouteRequest<z.infer<B>, z.infer<P>>, reply: FastifyReply) => Promise<unknown>;
@@ -26,6 +28,14 @@ export interface RouteRequest<B, P> {
   /** Set for `session` routes: the frozen context the gate and services take. */
   readonly ctx: AccessContext;
 }
+
+/** Builds the request's AccessContext for a route's access rule (see server.ts). */
+export type Resolve = (
+  req: FastifyRequest,
+  auth: Auth,
+  roles: readonly string[] | undefined,
+  stepUp?: boolean,
+) => Promise<AccessContext | undefined>;
 
 /** Parses with zod; a failure is a 400 naming the field (`body.password: must be …`). */
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown, prefix: string): z.infer<T> {
@@ -45,11 +55,7 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown, prefi
 export function defineRoute<B extends z.ZodType = z.ZodUndefined, P extends z.ZodType = z.ZodUndefined>(
   app: FastifyInstance,
   spec: RouteSpec<B, P>,
-  resolveCtx: (
-    req: FastifyRequest,
-    auth: Auth,
-    roles: readonly string[] | undefined,
-  ) => Promise<AccessContext | undefined>,
+  resolveCtx: Resolve,
 ): void {
   app.route({
     method: spec.method,
@@ -61,7 +67,7 @@ export function defineRoute<B extends z.ZodType = z.ZodUndefined, P extends z.Zo
       ...(spec.params ? { params: z.toJSONSchema(spec.params, { target: 'draft-2020-12' }) } : {}),
     },
     handler: async (req, reply) => {
-      const ctx = await resolveCtx(req, spec.auth, spec.roles);
+      const ctx = await resolveCtx(req, spec.auth, spec.roles, spec.stepUp ?? false);
       const body = spec.body ? parseInput(spec.body, req.body, 'body') : undefined;
       const params = spec.params ? parseInput(spec.params, req.params, 'params') : undefined;
       return spec.handler(

@@ -9,11 +9,11 @@ import { detectInjection } from '../guard/injection.ts';
 import { type RequestMeta, securityContext, securityEvent, userAgentHash } from '../identity/events.ts';
 import { hashSessionId } from '../identity/sessions.ts';
 import { registerAdminRoutes } from './admin.routes.ts';
-import { registerAuthRoutes } from './auth.routes.ts';
+import { registerAccountRoutes, registerAuthRoutes } from './auth.routes.ts';
 import { MFA_COOKIE, SESSION_COOKIE } from './cookies.ts';
 import { registerEnrollRoutes } from './enroll.routes.ts';
 import { registerMetaRoutes } from './meta.routes.ts';
-import type { Auth } from './route.ts';
+import type { Auth, Resolve } from './route.ts';
 import type { Services } from './services.ts';
 import { CIPHERS } from './tls.ts';
 
@@ -212,10 +212,11 @@ export async function buildServer(services: Services, options: ServerOptions): P
       .send({ error: { code: 'CUSTOS_ERR_INTERNAL', message: 'internal error', requestId: req.id } });
   });
 
-  const resolveCtx = (req: FastifyRequest, auth: Auth, roles: readonly string[] | undefined) =>
-    resolveContext(services, req, auth, roles);
+  const resolveCtx: Resolve = (req, auth, roles, stepUp) =>
+    resolveContext(services, req, auth, roles, stepUp ?? false);
   registerMetaRoutes(app);
   registerAuthRoutes(app, services, resolveCtx);
+  registerAccountRoutes(app, services, resolveCtx);
   registerEnrollRoutes(app, services, resolveCtx);
   registerAdminRoutes(app, services, resolveCtx);
   return app;
@@ -230,6 +231,7 @@ async function resolveContext(
   req: FastifyRequest,
   auth: Auth,
   roles: readonly string[] | undefined,
+  stepUp: boolean,
 ): Promise<AccessContext | undefined> {
   if (auth === 'none') {
     return undefined;
@@ -277,6 +279,15 @@ async function resolveContext(
   }
   if (roles && roles.length > 0 && !user.roles.some((r) => roles.includes(r))) {
     throw notFound('resource');
+  }
+  if (
+    stepUp &&
+    !(s.reauthAt && services.clock().getTime() - s.reauthAt.getTime() <= services.policy.stepUpMs)
+  ) {
+    throw new CustosError(
+      'CUSTOS_ERR_STEP_UP',
+      'this action needs a recent re-authentication: POST /api/v1/auth/reauth with password and code',
+    );
   }
   return accessContext({
     actor: { kind: 'user', id: user.id },

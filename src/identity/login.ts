@@ -230,6 +230,123 @@ export class Login {
     return { ok: true, token: full.token, kind: 'full', userId: user.id };
   }
 
+  /**
+   * Step-up re-authentication for sensitive actions: password and a fresh TOTP code on the
+   * current session. Failures count toward the lockout like login failures.
+   */
+  async stepUp(
+    meta: RequestMeta,
+    session: { idHash: Buffer; userId: string },
+    input: { password: string; code: string },
+  ): Promise<boolean> {
+    const { db, clock, hasher, keyring, sessions } = this.#o;
+    const user = await db
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', session.userId)
+      .executeTakeFirstOrThrow();
+    const ctx = securityContext(meta, { id: user.id, role: user.roles.join(',') });
+    const now = clock();
+    let ok = false;
+    if (
+      user.status === 'active' &&
+      user.password_hash &&
+      user.totp_secret &&
+      !(user.locked_until && user.locked_until > now)
+    ) {
+      const pw = await hasher.verify(user.password_hash, input.password);
+      const secret = keyring.openSecret(totpSecretAt(user.id), user.totp_secret).toString();
+      const v = verifyTotp({
+        secret,
+        code: input.code,
+        now,
+        lastUsedStep: user.totp_last_step === null ? null : Number(user.totp_last_step),
+      });
+      if (pw.ok && v.ok) {
+        const claimed = await db
+          .updateTable('users')
+          .set({ totp_last_step: String(v.step) })
+          .where('id', '=', user.id)
+          .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', String(v.step))]))
+          .executeTakeFirst();
+        ok = Number(claimed.numUpdatedRows) === 1;
+      }
+    }
+    if (!ok) {
+      await securityEvent(
+        db,
+        ctx,
+        { action: 'reauth-failed', resourceType: 'user', resourceId: user.id, outcome: 'denied' },
+        now,
+      );
+      await this.#countFailure(meta, user.id);
+      return false;
+    }
+    await sessions.markReauthenticated(session.idHash);
+    await securityEvent(
+      db,
+      ctx,
+      { action: 'reauthenticated', resourceType: 'user', resourceId: user.id, outcome: 'success' },
+      now,
+    );
+    return true;
+  }
+
+  /** Changes the password (old one required); every other session of the user ends (NIST SP 800-63B). */
+  async changePassword(
+    meta: RequestMeta,
+    session: { idHash: Buffer; userId: string },
+    input: { oldPassword: string; newPassword: string },
+    check: (pw: string, username: string) => string,
+  ): Promise<boolean> {
+    const { db, clock, hasher, sessions } = this.#o;
+    const user = await db
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', session.userId)
+      .executeTakeFirstOrThrow();
+    const ctx = securityContext(meta, { id: user.id, role: user.roles.join(',') });
+    const old = user.password_hash
+      ? await hasher.verify(user.password_hash, input.oldPassword)
+      : { ok: false };
+    if (!old.ok) {
+      await securityEvent(
+        db,
+        ctx,
+        {
+          action: 'password-change-failed',
+          resourceType: 'user',
+          resourceId: user.id,
+          outcome: 'denied',
+          reason: 'bad-password',
+        },
+        clock(),
+      );
+      await this.#countFailure(meta, user.id);
+      return false;
+    }
+    const next = check(input.newPassword, user.username);
+    await db
+      .updateTable('users')
+      .set({ password_hash: await hasher.hash(next), password_changed_at: clock() })
+      .where('id', '=', user.id)
+      .execute();
+    const ended = await sessions.endAll(user.id, 'password-changed', session.idHash);
+    await securityEvent(
+      db,
+      ctx,
+      {
+        action: 'password-changed',
+        resourceType: 'user',
+        resourceId: user.id,
+        outcome: 'success',
+        detail: { sessionsEnded: ended },
+      },
+      clock(),
+    );
+    return true;
+  }
+
   /** A failed password: audit, count toward lockout, and toward credential stuffing for the address. */
   async #failed(
     meta: RequestMeta,

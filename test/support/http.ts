@@ -33,7 +33,7 @@ export interface TestServer {
 
 /** The real server over HTTPS on 127.0.0.1, a fresh database, and a fake clock. */
 export async function startServer(
-  options: { policy?: Partial<IdentityPolicy>; trustedProxies?: string[] } = {},
+  options: { policy?: Partial<IdentityPolicy>; trustedProxies?: string[]; productionHasher?: boolean } = {},
 ): Promise<TestServer> {
   const clock = new FakeClock();
   const custos = await openTestCustos({ clock: clock.now });
@@ -43,7 +43,9 @@ export async function startServer(
   const services = buildServices(custos, {
     clock: clock.now,
     ...(options.policy ? { policy: options.policy } : {}),
-    hasher: new PasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }),
+    hasher: options.productionHasher
+      ? new PasswordHasher()
+      : new PasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }),
   });
   const app = await buildServer(services, {
     tls,

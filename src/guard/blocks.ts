@@ -8,37 +8,57 @@ import type { CoreDb } from '../db/schema.ts';
 export class Blocks {
   readonly #db: Kysely<CoreDb>;
   readonly #clock: () => Date;
+  readonly #refreshMs: number;
+  /** Active blocks (address -> until, ms), reloaded from the database at most every `refreshMs`. */
+  #cache = new Map<string, number>();
+  #loadedAt = Number.NEGATIVE_INFINITY;
+  #loading: Promise<void> | undefined;
 
-  constructor(options: { db: Kysely<CoreDb>; clock: () => Date }) {
+  /**
+   * `refreshMs`: how stale this server's view of other servers' blocks may be. A refused request
+   * then costs no database query at all, which keeps a flood from a blocked address cheap.
+   * Blocks and lifts made through this instance take effect here at once.
+   */
+  constructor(options: { db: Kysely<CoreDb>; clock: () => Date; refreshMs?: number }) {
     this.#db = options.db;
     this.#clock = options.clock;
+    this.#refreshMs = options.refreshMs ?? 1000;
   }
 
   async isBlocked(address: string): Promise<boolean> {
-    const row = await this.#db
+    if (performance.now() - this.#loadedAt >= this.#refreshMs) {
+      this.#loading ??= this.#reload().finally(() => {
+        this.#loading = undefined;
+      });
+      await this.#loading;
+    }
+    const until = this.#cache.get(address);
+    return until !== undefined && until > this.#clock().getTime();
+  }
+
+  async #reload(): Promise<void> {
+    const rows = await this.#db
       .selectFrom('ip_blocks')
-      .select('address')
-      .where('address', '=', address)
+      .select(['address', 'blocked_until'])
       .where('lifted_at', 'is', null)
       .where('blocked_until', '>', this.#clock())
-      .limit(1)
-      .executeTakeFirst();
-    return row !== undefined;
+      .execute();
+    const next = new Map<string, number>();
+    for (const r of rows) {
+      next.set(r.address, Math.max(next.get(r.address) ?? 0, r.blocked_until.getTime()));
+    }
+    this.#cache = next;
+    this.#loadedAt = performance.now();
   }
 
   async block(address: string, reason: string, forMs: number): Promise<void> {
     const now = this.#clock();
+    const until = new Date(now.getTime() + forMs);
     await this.#db
       .insertInto('ip_blocks')
-      .values({
-        address,
-        reason,
-        blocked_at: now,
-        blocked_until: new Date(now.getTime() + forMs),
-        lifted_at: null,
-        lifted_by: null,
-      })
+      .values({ address, reason, blocked_at: now, blocked_until: until, lifted_at: null, lifted_by: null })
       .execute();
+    this.#cache.set(address, until.getTime());
   }
 
   /** Lifts every active block of an address; returns how many there were. */
@@ -51,6 +71,7 @@ export class Blocks {
       .where('lifted_at', 'is', null)
       .where('blocked_until', '>', now)
       .executeTakeFirst();
+    this.#cache.delete(address);
     return Number(r.numUpdatedRows);
   }
 

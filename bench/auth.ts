@@ -1,7 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
 import { systemContext } from '../src/access/context.ts';
 import { openCustosOn } from '../src/app/custos.ts';
 import { buildServer } from '../src/http/server.ts';

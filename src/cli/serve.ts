@@ -46,7 +46,9 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
       `custos: created a self-signed certificate for localhost in ${config.dataDir}/tls (set CUSTOS_TLS_CERT/CUSTOS_TLS_KEY for a real one)\n`,
     );
   }
-  const services = buildServices(custos);
+  const services = buildServices(custos, {
+    passkeys: { rpId: config.host, origins: [`https://${config.host}:${config.port}`] },
+  });
   const app = await buildServer(services, {
     tls,
     ...(values['behind-proxy'] ? { trustedProxies: config.trustedProxies } : {}),

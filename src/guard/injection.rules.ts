@@ -78,16 +78,17 @@ const SQL: readonly Signature[] = [
   sql('quote then comment', String.raw`^[^'"]*${Q}${G}*;?${G}*(?:--(?:\s|-|$)|#(?:\s|$))`),
   sql('quote then order by', String.raw`^[^'"]*${Q}${G}+order${G}+by${G}+\d+${G}*(?:--|#|;|$)`),
   // `UNION/**/SELECT`, `/*!50000union*/`: inline comments glued to SQL keywords. Anchored on the
-  // `/*` (keywords in look-arounds) so that ordinary words cost nothing.
+  // literal `/*` with the keywords in look-arounds *after* it: a look-behind at the front would be
+  // tried at every position of every note (measured: 10x slower).
   sql(
     'keyword comment',
-    String.raw`(?<=\b(?:select|union|from|where|or|and|insert|update|delete|drop|order|having))/\*[^*]{0,64}\*/|/\*[^*]{0,64}\*/(?=(?:select|union|from|where|or|and|all|insert|update|delete|drop|order|concat|char)\b)|/\*!\d{0,5}\s*(?:select|union|and|or|insert|update|delete|drop)\b`,
+    String.raw`/\*(?:[^*]{0,64}\*/(?:(?<=\b(?:select|union|from|where|or|and|insert|update|delete|drop|order|having)/\*[^*]{0,64}\*/)|(?=(?:select|union|from|where|or|and|all|insert|update|delete|drop|order|concat|char)\b))|!\d{0,5}\s*(?:select|union|and|or|insert|update|delete|drop)\b)`,
   ),
   // Time-based blind injection. MySQL wants no space before `(`, so "sleep (7h)" stays clinical;
   // a bare `sleep(5)` also needs SQL just before it (`AND`, `OR`, `||`, a quote, `(`, `=`, `,`).
   sql(
     'time delay',
-    String.raw`\b(?:pg_sleep${G}*\(|benchmark${G}*\(${G}*\d+${G}*,|waitfor${G}+(?:delay|time)${G}*['"]|(?<=(?:\b(?:and|or|select|if|xor)|\|\||&&|[('"=;,])${G}*)sleep\(${G}*\d+(?:\.\d+)?${G}*\))`,
+    String.raw`\b(?:pg_sleep${G}*\(|benchmark${G}*\(${G}*\d+${G}*,|waitfor${G}+(?:delay|time)${G}*['"])|sleep\((?<=(?:\b(?:and|or|select|if|xor)|\|\||&&|[('"=;,])${G}*sleep\()${G}*\d+(?:\.\d+)?${G}*\)`,
   ),
   sql(
     'catalog or procedure',
@@ -169,15 +170,16 @@ const traversal = (name: string, pattern: RegExp, pathOnly = false): Signature =
 });
 
 const TRAVERSAL: readonly Signature[] = [
+  // Flags `i` throughout (no letters in most) so the class compiles to one expression.
   // `../`, `..\`, `....//`, `..;/` at the start of a value or after a separator. An ellipsis inside
   // prose ("3f2a.../notes", "unsure.../") has a letter before it and passes.
-  traversal('dot-dot segment', /(?:^|[\\/=:'"])\.{2,};?[\\/]/),
-  traversal('dot-dot at end of path', /(?:^|[\\/])\.{2,}$/, true),
+  traversal('dot-dot segment', /(?:^|[\\/=:'"])\.{2,};?[\\/]/i),
   traversal(
     'sensitive file',
     /\/etc\/(?:passwd|shadow|group|hosts|sudoers)\b|\/proc\/self\/|(?:^|[\\/])windows[\\/](?:win\.ini|system32)\b|\bboot\.ini\b/i,
   ),
-  traversal('null byte', /\x00/),
+  traversal('null byte', /\0/i),
+  traversal('dot-dot at end of path', /(?:^|[\\/])\.{2,}$/, true),
 ];
 
 /**
@@ -200,11 +202,17 @@ export interface CompiledRule {
  * each signature's groups move by the groups of the signatures before it.
  */
 export function compile(signatures: readonly Signature[]): readonly CompiledRule[] {
-  const runs: { rule: InjectionRule; flags: string; pathOnly: boolean; sources: string[]; groups: number }[] = [];
+  const runs: { rule: InjectionRule; flags: string; pathOnly: boolean; sources: string[]; groups: number }[] =
+    [];
   for (const s of signatures) {
     const pathOnly = s.pathOnly === true;
     let run = runs.at(-1);
-    if (run === undefined || run.rule !== s.rule || run.flags !== s.pattern.flags || run.pathOnly !== pathOnly) {
+    if (
+      run === undefined ||
+      run.rule !== s.rule ||
+      run.flags !== s.pattern.flags ||
+      run.pathOnly !== pathOnly
+    ) {
       run = { rule: s.rule, flags: s.pattern.flags, pathOnly, sources: [], groups: 0 };
       runs.push(run);
     }
@@ -214,7 +222,11 @@ export function compile(signatures: readonly Signature[]): readonly CompiledRule
     );
     run.groups += countGroups(s.pattern);
   }
-  return runs.map((r) => ({ rule: r.rule, pattern: new RegExp(r.sources.join('|'), r.flags), pathOnly: r.pathOnly }));
+  return runs.map((r) => ({
+    rule: r.rule,
+    pattern: new RegExp(r.sources.join('|'), r.flags),
+    pathOnly: r.pathOnly,
+  }));
 }
 
 function countGroups(pattern: RegExp): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SIGNATURES } from './injection.rules.ts';
+import { compile, SIGNATURES, type Signature } from './injection.rules.ts';
 import { BROWSER_HEADERS, request } from './injection.testkit.ts';
 import { type Detection, detectInjection, percentDecode, type RequestParts } from './injection.ts';
 
@@ -394,5 +394,27 @@ describe('percentDecode', () => {
     expect(percentDecode('<5% body fat, 100%')).toBe('<5% body fat, 100%');
     expect(percentDecode('%ff%27')).toBe("%ff'");
     expect(percentDecode('Caf%C3%A9')).toBe('Café');
+  });
+});
+
+describe('compile', () => {
+  it('renumbers backreferences when it joins signatures into one expression', () => {
+    const sig = (name: string, pattern: RegExp): Signature => ({ rule: 'sql-injection', name, pattern });
+    const [joined] = compile([sig('a', /(x)\1/i), sig('b', /(['"])(\w*)\1=\1\2$/i), sig('c', /\\1/i)]);
+    expect(joined?.pattern.test("'a'='a")).toBe(true);
+    expect(joined?.pattern.test("'a'='b")).toBe(false);
+    expect(joined?.pattern.test('xy')).toBe(false);
+    expect(joined?.pattern.test('\\1')).toBe(true);
+  });
+
+  it('keeps one expression per rule, flags and scope, in reporting order', () => {
+    const rules = compile(SIGNATURES).map((c) => c.rule);
+    expect([...new Set(rules)]).toEqual([
+      'sql-injection',
+      'script-injection',
+      'command-injection',
+      'path-traversal',
+    ]);
+    expect(rules.length).toBeLessThanOrEqual(6);
   });
 });

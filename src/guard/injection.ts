@@ -175,9 +175,9 @@ function scanValue(location: string, raw: string, isPath: boolean): Detection | 
     }
     value = next;
   }
-  // Fullwidth and compatibility forms (`．．／`, `＜script＞`) that a backend might fold to ASCII.
-  // Only non-ASCII text pays for this; NFKC leaves names such as "Müller" unchanged.
-  if (NON_ASCII.test(value)) {
+  // Fullwidth and small forms (`．．／`, `＜script＞`, `﹤`) and dot leaders (`‥`) that a backend
+  // might fold to ASCII. Only text containing them pays for NFKC (~0.2 µs per note).
+  if (COMPATIBILITY_FORMS.test(value)) {
     const folded = value.normalize('NFKC');
     if (folded !== value) {
       const rule = match(folded, isPath);
@@ -189,7 +189,7 @@ function scanValue(location: string, raw: string, isPath: boolean): Detection | 
   return undefined;
 }
 
-const NON_ASCII = /[\u0080-\uffff]/;
+const COMPATIBILITY_FORMS = /[\u2024\u2025\uFE50-\uFE6F\uFF00-\uFFEF]/;
 
 function match(value: string, isPath: boolean): InjectionRule | undefined {
   for (const c of COMPILED) {

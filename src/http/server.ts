@@ -13,6 +13,7 @@ import { registerAccountRoutes, registerAuthRoutes } from './auth.routes.ts';
 import { MFA_COOKIE, SESSION_COOKIE } from './cookies.ts';
 import { registerEnrollRoutes } from './enroll.routes.ts';
 import { registerMetaRoutes } from './meta.routes.ts';
+import { registerPasskeyRoutes } from './passkey.routes.ts';
 import type { Auth, Resolve } from './route.ts';
 import type { Services } from './services.ts';
 import { CIPHERS } from './tls.ts';
@@ -219,6 +220,7 @@ export async function buildServer(services: Services, options: ServerOptions): P
   registerAccountRoutes(app, services, resolveCtx);
   registerEnrollRoutes(app, services, resolveCtx);
   registerAdminRoutes(app, services, resolveCtx);
+  registerPasskeyRoutes(app, services, resolveCtx);
   return app;
 }
 

@@ -3,6 +3,7 @@ import { Blocks } from '../guard/blocks.ts';
 import { Accounts } from '../identity/accounts.ts';
 import { DEFAULT_POLICY, type IdentityPolicy } from '../identity/config.ts';
 import { Login } from '../identity/login.ts';
+import { Passkeys } from '../identity/passkeys.ts';
 import { PasswordHasher } from '../identity/password.ts';
 import { Sessions } from '../identity/sessions.ts';
 
@@ -16,11 +17,18 @@ export interface Services {
   readonly blocks: Blocks;
   readonly accounts: Accounts;
   readonly login: Login;
+  readonly passkeys: Passkeys;
 }
 
 export function buildServices(
   custos: Custos,
-  options: { clock?: () => Date; policy?: Partial<IdentityPolicy>; hasher?: PasswordHasher } = {},
+  options: {
+    clock?: () => Date;
+    policy?: Partial<IdentityPolicy>;
+    hasher?: PasswordHasher;
+    /** WebAuthn relying party: id (default `localhost`) and the page origins (default `https://localhost:8443`). */
+    passkeys?: { rpId?: string; origins?: readonly string[] };
+  } = {},
 ): Services {
   const clock = options.clock ?? (() => new Date());
   const policy: IdentityPolicy = { ...DEFAULT_POLICY, ...options.policy };
@@ -30,5 +38,6 @@ export function buildServices(
   const blocks = new Blocks({ db, clock });
   const accounts = new Accounts({ db, keyring: custos.keyring, hasher, sessions, policy, clock });
   const login = new Login({ db, keyring: custos.keyring, hasher, sessions, blocks, policy, clock });
-  return { custos, clock, policy, hasher, sessions, blocks, accounts, login };
+  const passkeys = new Passkeys({ db, clock, sessions, blocks, policy, ...options.passkeys });
+  return { custos, clock, policy, hasher, sessions, blocks, accounts, login, passkeys };
 }

@@ -30,6 +30,7 @@ const ATTACKS: readonly (readonly [string, Attack])[] = [
       expected: { rule: SQL, location: 'body.search.term' },
     },
   ],
+  ["' or true--", { req: q('q', "' or true--"), expected: { rule: SQL, location: 'query.q' } }],
   ['empty-string tautology', { req: q('q', "' OR ''='"), expected: { rule: SQL, location: 'query.q' } }],
   ['comment after quote', { req: q('user', "admin'--"), expected: { rule: SQL, location: 'query.user' } }],
   [
@@ -288,6 +289,10 @@ const ATTACKS: readonly (readonly [string, Attack])[] = [
     { req: q('host', '127.0.0.1; cat /etc/passwd'), expected: { rule: CMD, location: 'query.host' } },
   ],
   [
+    'encoded newline then cat: classified by its decoded form',
+    { req: q('q', '%0acat%20/etc/passwd'), expected: { rule: CMD, location: 'query.q' } },
+  ],
+  [
     'encoded ; cat',
     { req: q('host', 'x%3Bcat%20%2Fetc%2Fpasswd'), expected: { rule: CMD, location: 'query.host' } },
   ],
@@ -375,12 +380,44 @@ describe('detectInjection: attacks are caught with the rule and the place', () =
     });
   });
 
+  it("walks a hostile query parser's nested values like a body", () => {
+    const query = { filter: { name: ["' OR '1'='1"] } } as unknown as RequestParts['query'];
+    expect(detectInjection(request({ query }))).toEqual({ rule: SQL, location: 'query.filter.name[0]' });
+  });
+
+  it('stops at the node cap on a huge flat array without queueing all of it', () => {
+    const huge = Array.from({ length: 300_000 }, () => 1);
+    const t0 = performance.now();
+    expect(detectInjection(request({ body: { huge } }))).toBeUndefined();
+    expect(performance.now() - t0).toBeLessThan(200);
+  });
+
   it('has no signature that backtracks badly on long hostile-looking text', () => {
-    const long = `${"<a x='".repeat(5_000)}${"' or ".repeat(5_000)}${'; cat '.repeat(5_000)}${'/*'.repeat(5_000)}`;
-    for (const s of SIGNATURES) {
-      const t0 = performance.now();
-      s.pattern.test(long);
-      expect(performance.now() - t0, s.name).toBeLessThan(200);
+    const n = 20_000;
+    const inputs = [
+      `${"<a x='".repeat(n / 4)}${"' or ".repeat(n / 4)}${'; cat '.repeat(n / 4)}${'/*'.repeat(n / 4)}`,
+      `'${' '.repeat(n)}x`,
+      `;${' '.repeat(n)}x`,
+      `1${' '.repeat(n)}or${' '.repeat(n)}1${' '.repeat(n)}=`,
+      `<a${' '.repeat(n)}`,
+      `; nc${' -e'.repeat(n / 3)}`,
+      `| cat${' -la'.repeat(n / 4)}`,
+      `\x60ls${' '.repeat(n)}`,
+      `/*${' '.repeat(n)}`,
+      `${'.'.repeat(n)}x`,
+      `${"'".repeat(n)}`,
+      'a'.repeat(5 * n),
+    ];
+    const patterns = [
+      ...SIGNATURES.map((s) => [s.name, s.pattern] as const),
+      ...compile(SIGNATURES).map((c) => [c.rule, c.pattern] as const),
+    ];
+    for (const input of inputs) {
+      for (const [name, pattern] of patterns) {
+        const t0 = performance.now();
+        pattern.test(input);
+        expect(performance.now() - t0, `${name} on ${JSON.stringify(input.slice(0, 12))}`).toBeLessThan(100);
+      }
     }
   });
 });

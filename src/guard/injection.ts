@@ -66,13 +66,14 @@ export function detectInjection(req: RequestParts): Detection | undefined {
     scanValue('path', req.path, true) ??
     scanQuery(req.query) ??
     scanHeaders(req.headers) ??
-    scanBody(req.body)
+    walk(req.body, 'body')
   );
 }
 
 function scanQuery(query: RequestParts['query']): Detection | undefined {
   for (const [name, value] of Object.entries(query)) {
-    const hit = scanKey('query', name) ?? scanStrings(member('query', name), value);
+    // `walk`, not a string check: a custom query parser may hand over arrays or nested objects.
+    const hit = scanKey('query', name) ?? walk(value, member('query', name));
     if (hit) {
       return hit;
     }
@@ -82,7 +83,7 @@ function scanQuery(query: RequestParts['query']): Detection | undefined {
 
 function scanHeaders(headers: RequestParts['headers']): Detection | undefined {
   for (const name of HEADERS) {
-    const hit = scanStrings(`header.${name}`, headers[name]);
+    const hit = walk(headers[name], `header.${name}`);
     if (hit) {
       return hit;
     }
@@ -100,23 +101,14 @@ function scanHeaders(headers: RequestParts['headers']): Detection | undefined {
   return undefined;
 }
 
-function scanStrings(location: string, value: string | readonly string[] | undefined): Detection | undefined {
-  if (typeof value === 'string') {
-    return scanValue(location, value, false);
-  }
-  for (const [i, v] of (value ?? []).entries()) {
-    const hit = scanValue(`${location}[${i}]`, v, false);
-    if (hit) {
-      return hit;
-    }
-  }
-  return undefined;
-}
-
-/** Iterative walk (no recursion to blow the stack), depth-first so the first hit is stable. */
-function scanBody(body: unknown): Detection | undefined {
+/**
+ * Checks every string and member name under `root`, depth-first in document order so that the
+ * first hit is stable. Iterative (an explicit stack, no recursion to exhaust), and never holds
+ * more than BODY_LIMITS.maxNodes pending values however long an array is.
+ */
+function walk(root: unknown, rootLocation: string): Detection | undefined {
   const stack: { value: unknown; location: string; depth: number }[] = [
-    { value: body, location: 'body', depth: 0 },
+    { value: root, location: rootLocation, depth: 0 },
   ];
   let nodes = 0;
   while (stack.length > 0 && nodes < BODY_LIMITS.maxNodes) {
@@ -128,14 +120,15 @@ function scanBody(body: unknown): Detection | undefined {
         return hit;
       }
     } else if (typeof value === 'object' && value !== null && depth < BODY_LIMITS.maxDepth) {
+      const room = Math.max(0, BODY_LIMITS.maxNodes - nodes - stack.length);
       // Pushed in reverse so that members are visited in document order.
       if (Array.isArray(value)) {
-        for (let i = value.length - 1; i >= 0; i--) {
+        for (let i = Math.min(value.length, room) - 1; i >= 0; i--) {
           stack.push({ value: value[i], location: `${location}[${i}]`, depth: depth + 1 });
         }
       } else {
         const entries = Object.entries(value);
-        for (let i = entries.length - 1; i >= 0; i--) {
+        for (let i = Math.min(entries.length, room) - 1; i >= 0; i--) {
           const [key, child] = entries[i] as [string, unknown];
           stack.push({ value: child, location: member(location, key), depth: depth + 1 });
         }
@@ -163,42 +156,50 @@ function member(parent: string, name: string): string {
 }
 
 function scanValue(location: string, raw: string, isPath: boolean): Detection | undefined {
-  let value = raw;
-  for (let round = 0; ; round++) {
-    const rule = match(value, isPath);
-    if (rule) {
-      return { rule, location };
+  const forms = readings(raw);
+  // Rules outer, readings inner: a value is classified by the first rule that any reading of it
+  // matches, so `%0acat%20/etc/passwd` is command injection (its decoded form) rather than path
+  // traversal (the `/etc/passwd` visible in the raw form).
+  for (const c of COMPILED) {
+    if (c.pathOnly && !isPath) {
+      continue;
     }
-    const next = round < MAX_DECODES ? percentDecode(value) : value;
-    if (next === value) {
-      break;
-    }
-    value = next;
-  }
-  // Fullwidth and small forms (`．．／`, `＜script＞`, `﹤`) and dot leaders (`‥`) that a backend
-  // might fold to ASCII. Only text containing them pays for NFKC (~0.2 µs per note).
-  if (COMPATIBILITY_FORMS.test(value)) {
-    const folded = value.normalize('NFKC');
-    if (folded !== value) {
-      const rule = match(folded, isPath);
-      if (rule) {
-        return { rule, location };
+    for (const form of forms) {
+      if (c.pattern.test(form)) {
+        return { rule: c.rule, location };
       }
     }
   }
   return undefined;
 }
 
-const COMPATIBILITY_FORMS = /[\u2024\u2025\uFE50-\uFE6F\uFF00-\uFFEF]/;
-
-function match(value: string, isPath: boolean): InjectionRule | undefined {
-  for (const c of COMPILED) {
-    if ((isPath || !c.pathOnly) && c.pattern.test(value)) {
-      return c.rule;
+/**
+ * The forms a backend might see: the value as sent, after each of up to three rounds of
+ * percent-decoding, and its NFKC folding when it holds fullwidth or small forms (`．．／`,
+ * `＜script＞`, `﹤`) or dot leaders (`‥`). Almost every value has one form: no `%`, no such
+ * characters.
+ */
+function readings(raw: string): string[] {
+  const forms = [raw];
+  let value = raw;
+  for (let round = 0; round < MAX_DECODES; round++) {
+    const next = percentDecode(value);
+    if (next === value) {
+      break;
+    }
+    forms.push(next);
+    value = next;
+  }
+  if (COMPATIBILITY_FORMS.test(value)) {
+    const folded = value.normalize('NFKC');
+    if (folded !== value) {
+      forms.push(folded);
     }
   }
-  return undefined;
+  return forms;
 }
+
+const COMPATIBILITY_FORMS = /[\u2024\u2025\uFE50-\uFE6F\uFF00-\uFFEF]/;
 
 const ESCAPES = /(?:%[0-9a-fA-F]{2}|%u[0-9a-fA-F]{4})+/g;
 

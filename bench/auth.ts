@@ -99,7 +99,7 @@ export async function run(): Promise<void> {
       '';
 
     // 1. Session check: an authenticated route against the unauthenticated health check.
-    const authed = await closedLoop(() => legit('GET', '/api/v1/auth/sessions', undefined, session), {
+    const authed = await closedLoop(() => legit('GET', '/api/v1/auth/session', undefined, session), {
       concurrency: 1,
       durationMs: 4000,
     });

@@ -22,7 +22,7 @@ Commands:
   serve [--behind-proxy]    serve the clinic's HTTPS API (https://localhost:8443) and seal the audit trail
   user add NAME --role ROLE[,ROLE]
                             create a staff account; prints a one-time enrollment link (24 h), never a password
-  user disable|enable|reset|unlock NAME, user list
+  user roles NAME --role ROLE[,ROLE], user disable|enable|reset|unlock NAME, user list
                             manage accounts (reset prints a new enrollment link)
   guard blocks [--lift ADDRESS]
                             list blocked client addresses, or lift a block

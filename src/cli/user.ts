@@ -64,6 +64,16 @@ export async function user(args: string[], config: Config, io: Io): Promise<numb
         );
         return EXIT_OK;
       }
+      case 'roles': {
+        if (!parsed.values.role) {
+          throw new UsageError('user roles needs --role ROLE[,ROLE]');
+        }
+        await s.accounts.setRoles(ctx, (await find()).id, parsed.values.role);
+        io.stdout.write(
+          `custos: ${normalizeUsername(name ?? '')} now has roles ${parsed.values.role}; their sessions ended\n`,
+        );
+        return EXIT_OK;
+      }
       case 'disable':
       case 'enable':
       case 'unlock':
@@ -80,7 +90,7 @@ export async function user(args: string[], config: Config, io: Io): Promise<numb
         }
         return EXIT_OK;
       default:
-        throw new UsageError('user needs one of: add, disable, enable, reset, unlock, list');
+        throw new UsageError('user needs one of: add, roles, disable, enable, reset, unlock, list');
     }
   });
 }

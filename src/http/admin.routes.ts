@@ -46,6 +46,25 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services, resolve: 
     },
     resolve,
   );
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: '/api/v1/admin/users/:id/roles',
+      summary: "Replace a user's roles; ends that user's sessions. Step-up required",
+      tags: ['admin'],
+      auth: 'session',
+      roles: ADMIN,
+      stepUp: true,
+      params: userId,
+      body: z.object({ roles: z.array(z.string()).min(1) }).strict(),
+      handler: async (req, reply) => {
+        await s.accounts.setRoles(req.ctx, req.params.id, req.body.roles);
+        return reply.code(204).send();
+      },
+    },
+    resolve,
+  );
   for (const action of ['disable', 'enable', 'unlock'] as const) {
     defineRoute(
       app,

@@ -310,6 +310,33 @@ export class Accounts {
     return link;
   }
 
+  /**
+   * Changes a user's roles; every session of that user ends, so the new rights apply from the
+   * next login (HIPAA 164.308(a)(4) access authorization). An admin cannot drop their own admin
+   * role (the practice would lose its last way to manage accounts through this path).
+   */
+  async setRoles(ctx: AccessContext, userId: string, roles: unknown): Promise<void> {
+    const u = await this.#user(ctx, userId);
+    const next = parseRoles(roles);
+    if (u.id === ctx.actor.id && u.roles.includes('admin') && !next.includes('admin')) {
+      throw validationError('roles', 'an administrator cannot remove their own admin role');
+    }
+    await this.#o.db.updateTable('users').set({ roles: next }).where('id', '=', u.id).execute();
+    const ended = await this.#o.sessions.endAll(u.id, 'role-changed');
+    await securityEvent(
+      this.#o.db,
+      ctx,
+      {
+        action: 'role-changed',
+        resourceType: 'user',
+        resourceId: u.id,
+        outcome: 'success',
+        detail: { from: u.roles.join(','), to: next.join(','), sessionsEnded: ended },
+      },
+      this.#o.clock(),
+    );
+  }
+
   /** Clears a lockout (admin). */
   async unlock(ctx: AccessContext, userId: string): Promise<void> {
     const u = await this.#user(ctx, userId);

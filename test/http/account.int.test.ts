@@ -128,6 +128,30 @@ describe.skipIf(skip)('accounts: password change, step-up, rehash, limits', () =
     server.clock.advance(30_000);
   });
 
+  it("changes roles with step-up, ends the user's sessions, audits it, and refuses self-demotion", async () => {
+    const a = new Client(server);
+    await logIn(server, a, root);
+    const d = new Client(server);
+    await logIn(server, d, dana, 'a brand new passphrase 7');
+    expect(
+      (await a.post(`/api/v1/admin/users/${dana.id}/roles`, { roles: ['nurse', 'frontdesk'] })).status,
+    ).toBe(204);
+    expect((await d.get('/api/v1/auth/sessions')).status).toBe(401);
+    // Her sessions all ended: this one, the one kept after her password change, and a half-finished login.
+    expect((await audit('role-changed'))[0]).toMatchObject({
+      actor_id: root.id,
+      resource_id: dana.id,
+      detail: { from: 'nurse', to: 'nurse,frontdesk', sessionsEnded: 3 },
+    });
+    const self = await a.post(`/api/v1/admin/users/${root.id}/roles`, { roles: ['clinician'] });
+    expect(self).toMatchObject({ status: 400, body: { error: { field: 'roles' } } });
+    expect((await a.post(`/api/v1/admin/users/${dana.id}/roles`, { roles: [] })).body).toMatchObject({
+      error: { field: 'body.roles' },
+    });
+    server.clock.advance(6 * 60_000);
+    expect((await a.post(`/api/v1/admin/users/${dana.id}/roles`, { roles: ['nurse'] })).status).toBe(403);
+  });
+
   it('limits request bodies', async () => {
     const c = new Client(server);
     const big = await c.post('/api/v1/auth/login', { username: 'x', password: 'y'.repeat(2 * 1024 * 1024) });

@@ -49,8 +49,13 @@ export async function enrollStaff(
 }
 
 /** Logs in with password and the current TOTP code; moves the clock one step so codes never repeat. */
-export async function logIn(server: TestServer, client: Client, staff: Staff): Promise<void> {
-  const r1 = await client.post('/api/v1/auth/login', { username: staff.username, password: PASSWORD });
+export async function logIn(
+  server: TestServer,
+  client: Client,
+  staff: Staff,
+  password = PASSWORD,
+): Promise<void> {
+  const r1 = await client.post('/api/v1/auth/login', { username: staff.username, password });
   if (r1.status !== 200) {
     throw new Error(`login: ${r1.status} ${r1.text}`);
   }

@@ -53,7 +53,13 @@ describe.skipIf(skip)('starting up', () => {
     const first = await openCustosOn(testDb.connection(), { keyFile });
     expect(first.report).toEqual({
       keyFileCreated: true,
-      migrationsApplied: ['001_initial', '002_audit_sealing', '003_audit_report_indexes', '004_identity'],
+      migrationsApplied: [
+        '001_initial',
+        '002_audit_sealing',
+        '003_audit_report_indexes',
+        '004_identity',
+        '005_practice_settings',
+      ],
       fresh: true,
     });
     expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);

@@ -6,7 +6,12 @@ import type { ColumnType, Generated } from 'kysely';
  */
 export interface CoreTables {
   custos_meta: { key: string; value: string };
-  practices: { id: string; name: string; created_at: Date };
+  practices: {
+    id: string;
+    name: string;
+    created_at: Date;
+    settings: ColumnType<unknown, string | undefined, string>;
+  };
   /** Patient data keys, each wrapped by the key-encryption key. No column names the patient. */
   data_keys: {
     id: string;

@@ -109,6 +109,39 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services, resolve: 
   defineRoute(
     app,
     {
+      method: 'PUT',
+      url: '/api/v1/admin/settings/sessions',
+      summary:
+        "Set the practice's session timeouts (idle 1–60 minutes, absolute 1–24 hours). Step-up required",
+      tags: ['admin'],
+      auth: 'session',
+      roles: ADMIN,
+      stepUp: true,
+      body: z
+        .object({ idleTimeoutMinutes: z.number().optional(), absoluteTimeoutHours: z.number().optional() })
+        .strict(),
+      handler: async (req) => {
+        const set = await s.settings.setSessionSettings(req.ctx.practiceId, req.body);
+        await securityEvent(
+          s.custos.database.db,
+          req.ctx,
+          {
+            action: 'settings-changed',
+            resourceType: 'practice',
+            resourceId: req.ctx.practiceId,
+            outcome: 'success',
+            detail: { ...set },
+          },
+          s.clock(),
+        );
+        return s.settings.sessionLimits(req.ctx.practiceId);
+      },
+    },
+    resolve,
+  );
+  defineRoute(
+    app,
+    {
       method: 'GET',
       url: '/api/v1/admin/blocks',
       summary: 'Blocked addresses',

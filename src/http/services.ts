@@ -5,6 +5,7 @@ import { DEFAULT_POLICY, type IdentityPolicy } from '../identity/config.ts';
 import { Login } from '../identity/login.ts';
 import { Passkeys } from '../identity/passkeys.ts';
 import { PasswordHasher } from '../identity/password.ts';
+import { PracticeSettings } from '../identity/practice-settings.ts';
 import { Sessions } from '../identity/sessions.ts';
 
 /** Everything the HTTP layer calls, built once per server. */
@@ -14,6 +15,7 @@ export interface Services {
   readonly policy: IdentityPolicy;
   readonly hasher: PasswordHasher;
   readonly sessions: Sessions;
+  readonly settings: PracticeSettings;
   readonly blocks: Blocks;
   readonly accounts: Accounts;
   readonly login: Login;
@@ -34,10 +36,16 @@ export function buildServices(
   const policy: IdentityPolicy = { ...DEFAULT_POLICY, ...options.policy };
   const db = custos.database.db;
   const hasher = options.hasher ?? new PasswordHasher();
-  const sessions = new Sessions({ db, clock, policy });
+  const settings = new PracticeSettings({ db, defaults: policy });
+  const sessions = new Sessions({
+    db,
+    clock,
+    policy,
+    limits: (practiceId) => settings.sessionLimits(practiceId),
+  });
   const blocks = new Blocks({ db, clock });
   const accounts = new Accounts({ db, keyring: custos.keyring, hasher, sessions, policy, clock });
   const login = new Login({ db, keyring: custos.keyring, hasher, sessions, blocks, policy, clock });
   const passkeys = new Passkeys({ db, clock, sessions, blocks, policy, ...options.passkeys });
-  return { custos, clock, policy, hasher, sessions, blocks, accounts, login, passkeys };
+  return { custos, clock, policy, hasher, sessions, settings, blocks, accounts, login, passkeys };
 }

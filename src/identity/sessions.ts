@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { CoreDb } from '../db/schema.ts';
 import type { IdentityPolicy } from './config.ts';
+import type { SessionLimits } from './practice-settings.ts';
 
 /**
  * Server-side sessions (OWASP Session Management): the client holds an opaque 256-bit random id;
@@ -32,11 +33,18 @@ export class Sessions {
   readonly #db: Kysely<CoreDb>;
   readonly #clock: () => Date;
   readonly #policy: IdentityPolicy;
+  readonly #limits: (practiceId: string) => Promise<SessionLimits>;
 
-  constructor(options: { db: Kysely<CoreDb>; clock: () => Date; policy: IdentityPolicy }) {
+  constructor(options: {
+    db: Kysely<CoreDb>;
+    clock: () => Date;
+    policy: IdentityPolicy;
+    limits?: (practiceId: string) => Promise<SessionLimits>;
+  }) {
     this.#db = options.db;
     this.#clock = options.clock;
     this.#policy = options.policy;
+    this.#limits = options.limits ?? (async () => options.policy);
   }
 
   /** Starts a session and returns the token for the cookie (the only copy of it). */
@@ -50,7 +58,8 @@ export class Sessions {
     const token = randomBytes(32).toString('base64url');
     const idHash = hashSessionId(token);
     const now = this.#clock();
-    const life = q.kind === 'full' ? this.#policy.absoluteTimeoutMs : this.#policy.mfaPendingMs;
+    const life =
+      q.kind === 'full' ? (await this.#limits(q.practiceId)).absoluteTimeoutMs : this.#policy.mfaPendingMs;
     await this.#db
       .insertInto('sessions')
       .values({
@@ -89,7 +98,8 @@ export class Sessions {
       return { ok: false, reason: 'ended' };
     }
     const now = this.#clock();
-    const idleLimit = row.kind === 'full' ? this.#policy.idleTimeoutMs : this.#policy.mfaPendingMs;
+    const idleLimit =
+      row.kind === 'full' ? (await this.#limits(row.practice_id)).idleTimeoutMs : this.#policy.mfaPendingMs;
     const reason =
       now >= row.absolute_expires_at
         ? 'absolute-timeout'

@@ -152,6 +152,42 @@ describe.skipIf(skip)('accounts: password change, step-up, rehash, limits', () =
     expect((await a.post(`/api/v1/admin/users/${dana.id}/roles`, { roles: ['nurse'] })).status).toBe(403);
   });
 
+  it("lets an admin set the practice's idle timeout, which applies to sessions at once", async () => {
+    const a = new Client(server);
+    await logIn(server, a, root);
+    const bad = await a.request('PUT', '/api/v1/admin/settings/sessions', { idleTimeoutMinutes: 0 });
+    expect(bad).toMatchObject({
+      status: 400,
+      body: {
+        error: {
+          field: 'settings.idleTimeoutMinutes',
+          message: 'settings.idleTimeoutMinutes: must be at least 1',
+        },
+      },
+    });
+    const ok = await a.request('PUT', '/api/v1/admin/settings/sessions', {
+      idleTimeoutMinutes: 5,
+      absoluteTimeoutHours: 8,
+    });
+    expect(ok).toMatchObject({
+      status: 200,
+      body: { idleTimeoutMs: 5 * MINUTE, absoluteTimeoutMs: 8 * 60 * MINUTE },
+    });
+    expect((await audit('settings-changed'))[0]).toMatchObject({
+      actor_id: root.id,
+      detail: { idleTimeoutMinutes: 5, absoluteTimeoutHours: 8 },
+    });
+    const d = new Client(server);
+    await logIn(server, d, dana, 'a brand new passphrase 7');
+    expect(
+      ((await d.get('/api/v1/auth/session')).body as { remainingMs: number }).remainingMs,
+    ).toBeLessThanOrEqual(5 * MINUTE);
+    server.clock.advance(5 * MINUTE);
+    expect((await d.get('/api/v1/auth/sessions')).status).toBe(401);
+    // The admin's own session was idle for those 5 minutes too.
+    expect((await a.get('/api/v1/auth/sessions')).status).toBe(401);
+  });
+
   it('limits request bodies', async () => {
     const c = new Client(server);
     const big = await c.post('/api/v1/auth/login', { username: 'x', password: 'y'.repeat(2 * 1024 * 1024) });

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { Chart } from '../chart/gate.ts';
 import type { Config } from '../config/config.ts';
 import type { Keyring } from '../crypto/keyring.ts';
-import { type Connection, connect, type Database, openDatabase } from '../db/database.ts';
+import { type Connection, connect, type Database, loadPglite, openDatabase } from '../db/database.ts';
 import { appliedMigrations, assertSchemaNotNewer, migrate } from '../db/migrate.ts';
 import { loadKeys, storeChecks } from './keys.ts';
 
@@ -35,6 +35,9 @@ export async function openCustos(config: Config, options: { clock?: () => Date }
 
 /** Opens an explicit connection (tests and benchmarks). */
 export async function openCustosOn(conn: Connection, options: OpenOptions): Promise<Custos> {
+  if (conn.engine === 'pglite') {
+    await loadPglite();
+  }
   return initialize(connect(conn), options);
 }
 

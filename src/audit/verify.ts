@@ -15,7 +15,7 @@ export type VerifyResult =
     }
   | { readonly ok: false; readonly at: string; readonly problem: string };
 
-const ENTRY_BATCH = 25_000;
+const ENTRY_BATCH = 10_000;
 
 /**
  * Recomputes every leaf and root, and checks every checkpoint's chain link and signature

@@ -8,11 +8,8 @@ import { generateDemoPatients, renderProgress } from '../demo/generate.ts';
 import { CustosError } from '../errors.ts';
 import { toFhirBundle } from '../fhir/export.ts';
 import { parseBundle } from '../fhir/import.ts';
-import { audit } from './audit.ts';
 import { EXIT_OK, type Io, progress, reportError, UsageError } from './output.ts';
-import { serve } from './serve.ts';
 import { withCustos } from './session.ts';
-import { guard, user } from './user.ts';
 
 const HELP = `custos: patient records with privacy as a property of the core
 
@@ -100,12 +97,19 @@ function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: st
   }
 }
 
-const commands: Record<string, Command> = {
-  audit,
+// Heavy commands load their modules on demand: `custos audit verify` should not pay for the
+// HTTPS server, WebAuthn or the embedded database.
+const lazy =
+  <K extends string>(load: () => Promise<Record<K, Command>>, name: K): Command =>
+  async (args, config, io) =>
+    (await load())[name](args, config, io);
 
-  serve,
-  user,
-  guard,
+const commands: Record<string, Command> = {
+  audit: lazy(() => import('./audit.ts'), 'audit'),
+
+  serve: lazy(() => import('./serve.ts'), 'serve'),
+  user: lazy(() => import('./user.ts'), 'user'),
+  guard: lazy(() => import('./user.ts'), 'guard'),
 
   async migrate(args, config, io) {
     parse(args, {});

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { createPgConfig } from '@electric-sql/pglite/node-postgres';
+import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { CustosError } from '../errors.ts';
@@ -33,7 +32,27 @@ export type Connection =
  * PGlite is reached through node-postgres with a pool of one (one wasm backend serves one
  * connection at a time; concurrent transactions queue on the pool instead of interleaving).
  */
+/**
+ * PGlite (a wasm PostgreSQL of some hundred megabytes once loaded) is imported only when the
+ * embedded database is used, so commands against PostgreSQL stay small.
+ */
+let pgliteModules: { PGlite: typeof PGlite; createPgConfig: (p: PGlite) => object } | undefined;
+
+export async function loadPglite(): Promise<NonNullable<typeof pgliteModules>> {
+  if (!pgliteModules) {
+    const [core, adapter] = await Promise.all([
+      import('@electric-sql/pglite'),
+      import('@electric-sql/pglite/node-postgres'),
+    ]);
+    pgliteModules = { PGlite: core.PGlite, createPgConfig: (p) => adapter.createPgConfig(p) };
+  }
+  return pgliteModules;
+}
+
 export function connect(conn: Connection): Database {
+  if (conn.engine === 'pglite' && !pgliteModules) {
+    throw new Error('call loadPglite() before connecting to PGlite');
+  }
   if (conn.engine === 'postgres') {
     const pool = new pg.Pool({ connectionString: conn.url, max: conn.poolSize ?? 10 });
     // An idle client whose server connection dies (restart, pg_terminate_backend) is discarded by
@@ -44,7 +63,7 @@ export function connect(conn: Connection): Database {
     const db = new Kysely<CoreDb>({ dialect: new PostgresDialect({ pool }) });
     return { db, engine: 'postgres', close: () => db.destroy() };
   }
-  const pool = new pg.Pool({ ...createPgConfig(conn.pglite), max: 1 });
+  const pool = new pg.Pool({ ...pgliteModules?.createPgConfig(conn.pglite), max: 1 });
   const db = new Kysely<CoreDb>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
@@ -76,7 +95,8 @@ export async function openDatabase(options: {
     const pgDir = path.join(options.dataDir, 'pg');
     fs.mkdirSync(pgDir, { recursive: true, mode: 0o700 });
     fs.chmodSync(pgDir, 0o700);
-    const pglite = await PGlite.create(pgDir);
+    const { PGlite: Lite } = await loadPglite();
+    const pglite = await Lite.create(pgDir);
     return connect({ engine: 'pglite', pglite, ownsPglite: true, release });
   } catch (e) {
     release();

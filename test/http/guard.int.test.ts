@@ -191,6 +191,19 @@ describe.skipIf(skip)('the server and its defenses', () => {
     expect((await c.get('/api/v1/auth/sessions')).status).toBe(401);
     expect((await audit('user-disabled'))[0]).toMatchObject({ actor_id: admin.id, resource_id: carl.id });
     expect((await a.post(`/api/v1/admin/users/${carl.id}/enable`)).status).toBe(204);
+    expect((await audit('user-enabled'))[0]).toMatchObject({ actor_id: admin.id, resource_id: carl.id });
+    expect((await a.post(`/api/v1/admin/users/${carl.id}/unlock`)).status).toBe(204);
+    expect((await audit('unlock'))[0]).toMatchObject({ actor_id: admin.id, resource_id: carl.id });
+    const dora = (created.body as { id: string }).id;
+    expect((await audit('user-added'))[0]).toMatchObject({
+      actor_id: admin.id,
+      resource_id: dora,
+      detail: { roles: 'frontdesk' },
+    });
+    // Enrollment of the earlier accounts was audited too.
+    expect((await audit('mfa-enrolled')).map((e) => e.resource_id)).toEqual(
+      expect.arrayContaining([carl.id, admin.id]),
+    );
     expect((await a.post('/api/v1/admin/users/not-a-uuid/disable')).body).toMatchObject({
       error: { field: 'params.id' },
     });

@@ -1,6 +1,5 @@
 import { createPublicKey, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { systemContext } from '../access/context.ts';
 import { openCustos } from '../app/custos.ts';
 import { anomalyReport } from '../audit/anomalies.ts';
@@ -29,28 +28,10 @@ import { checkpointFromRow } from '../audit/store.ts';
 import { verifyTrail } from '../audit/verify.ts';
 import type { Config } from '../config/config.ts';
 import { renderProgress } from '../demo/generate.ts';
-import { EXIT_FAILED, EXIT_OK, type Io, UsageError } from './output.ts';
+import { EXIT_FAILED, EXIT_OK, type Io, parseOptions, UsageError } from './output.ts';
 import { withCustos as withSealingSession } from './session.ts';
 
 type Sub = (args: string[], config: Config, io: Io) => Promise<number>;
-
-function opts<T extends Record<string, { type: 'string' | 'boolean' }>>(
-  args: string[],
-  options: T,
-  positionals = 0,
-) {
-  try {
-    const r = parseArgs({ args, options, allowPositionals: positionals > 0, strict: true });
-    if (r.positionals.length > positionals) {
-      throw new UsageError(`unexpected argument '${r.positionals[positionals]}'`);
-    }
-    return r;
-  } catch (e) {
-    throw e instanceof UsageError
-      ? e
-      : new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-}
 
 function wholeNumber(name: string, value: string | undefined, min = 1): number | undefined {
   if (value === undefined) {
@@ -142,7 +123,10 @@ function readAnchors(file: string) {
 
 export const auditCommands: Record<string, Sub> = {
   async verify(args, config, io) {
-    const { values } = opts(args, { 'from-checkpoint': { type: 'string' }, anchor: { type: 'string' } });
+    const { values } = parseOptions(args, {
+      'from-checkpoint': { type: 'string' },
+      anchor: { type: 'string' },
+    });
     const fromCheckpoint = wholeNumber('from-checkpoint', values['from-checkpoint']);
     const anchors = values.anchor === undefined ? [] : readAnchors(values.anchor);
     const result = await withCustos(config, async (c) => {
@@ -173,7 +157,7 @@ export const auditCommands: Record<string, Sub> = {
   },
 
   async seal(args, config, io) {
-    opts(args, {});
+    parseOptions(args, {});
     const r = await withCustos(config, (c) =>
       sealOnce({ db: c.database.db, keyring: c.keyring, horizonTimeoutMs: 30_000 }),
     );
@@ -182,7 +166,7 @@ export const auditCommands: Record<string, Sub> = {
   },
 
   async checkpoints(args, config, io) {
-    const { values } = opts(args, { since: { type: 'string' } });
+    const { values } = parseOptions(args, { since: { type: 'string' } });
     const since = wholeNumber('since', values.since, 0) ?? 0;
     await withCustos(config, async (c) => {
       const rows = await c.database.db
@@ -199,7 +183,7 @@ export const auditCommands: Record<string, Sub> = {
   },
 
   async prove(args, config, io) {
-    const { values } = opts(args, {
+    const { values } = parseOptions(args, {
       entry: { type: 'string' },
       from: { type: 'string' },
       to: { type: 'string' },
@@ -223,7 +207,7 @@ export const auditCommands: Record<string, Sub> = {
 
   /** Offline: needs no database, only the proof and the audit public key (PEM). */
   async 'check-proof'(args, _config, io) {
-    const { values, positionals } = opts(args, { 'public-key': { type: 'string' } }, 1);
+    const { values, positionals } = parseOptions(args, { 'public-key': { type: 'string' } }, 1);
     const file = positionals[0];
     if (!file || !values['public-key']) {
       throw new UsageError(
@@ -247,7 +231,7 @@ export const auditCommands: Record<string, Sub> = {
   },
 
   async 'public-key'(args, config, io) {
-    opts(args, {});
+    parseOptions(args, {});
     await withCustos(config, async (c) => {
       io.stdout.write(c.keyring.auditPublicKey.export({ format: 'pem', type: 'spki' }).toString());
     });
@@ -259,7 +243,7 @@ export const auditCommands: Record<string, Sub> = {
    * (the run appends an entry in the transaction that read the rows, before anything is printed).
    */
   async report(args, config, io) {
-    const { values } = opts(args, {
+    const { values } = parseOptions(args, {
       patient: { type: 'string' },
       user: { type: 'string' },
       logins: { type: 'boolean' },
@@ -344,7 +328,7 @@ export const auditCommands: Record<string, Sub> = {
    * page by page. The export is audited before the first byte goes out.
    */
   async export(args, config, io) {
-    const { values } = opts(args, {
+    const { values } = parseOptions(args, {
       fhir: { type: 'boolean' },
       since: { type: 'string' },
       until: { type: 'string' },

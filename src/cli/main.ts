@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { systemContext } from '../access/context.ts';
 import { loadPlan } from '../chart/load-plan.ts';
 import { type Config, loadConfig } from '../config/config.ts';
@@ -8,7 +7,7 @@ import { generateDemoPatients, renderProgress } from '../demo/generate.ts';
 import { CustosError } from '../errors.ts';
 import { toFhirBundle } from '../fhir/export.ts';
 import { parseBundle } from '../fhir/import.ts';
-import { EXIT_OK, type Io, progress, reportError, UsageError } from './output.ts';
+import { EXIT_OK, type Io, parseOptions, progress, reportError, UsageError } from './output.ts';
 import { withCustos } from './session.ts';
 
 const HELP = `custos: patient records with privacy as a property of the core
@@ -78,25 +77,6 @@ export async function main(argv: string[], io: Io = process, config: Config = lo
   }
 }
 
-function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(
-  args: string[],
-  options: T,
-  positionals = 0,
-) {
-  try {
-    const r = parseArgs({ args, options, allowPositionals: positionals > 0, strict: true });
-    if (r.positionals.length > positionals) {
-      throw new UsageError(`unexpected argument '${r.positionals[positionals]}'`);
-    }
-    return r;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      throw e;
-    }
-    throw new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-}
-
 // Heavy commands load their modules on demand: `custos audit verify` should not pay for the
 // HTTPS server, WebAuthn or the embedded database.
 const lazy =
@@ -112,7 +92,7 @@ const commands: Record<string, Command> = {
   guard: lazy(() => import('./user.ts'), 'guard'),
 
   async migrate(args, config, io) {
-    parse(args, {});
+    parseOptions(args, {});
     await withCustos(config, io, async (c) => {
       const applied = c.report.migrationsApplied;
       io.stdout.write(
@@ -123,7 +103,7 @@ const commands: Record<string, Command> = {
   },
 
   async import(args, config, io) {
-    const { positionals } = parse(args, {}, 1);
+    const { positionals } = parseOptions(args, {}, 1);
     const file = positionals[0];
     if (!file) {
       throw new UsageError('import needs a FILE (a FHIR R4 Bundle in JSON)');
@@ -159,7 +139,7 @@ const commands: Record<string, Command> = {
   },
 
   async export(args, config, io) {
-    const { values } = parse(args, { patient: { type: 'string' } });
+    const { values } = parseOptions(args, { patient: { type: 'string' } });
     if (!values.patient) {
       throw new UsageError('export needs --patient ID');
     }
@@ -174,7 +154,7 @@ const commands: Record<string, Command> = {
   },
 
   async demo(args, config, io) {
-    const { values } = parse(args, { patients: { type: 'string' }, seed: { type: 'string' } });
+    const { values } = parseOptions(args, { patients: { type: 'string' }, seed: { type: 'string' } });
     const count = Number(values.patients ?? '');
     if (!Number.isInteger(count) || count < 1 || count > 1_000_000) {
       throw new UsageError('--patients must be a whole number from 1 to 1000000');

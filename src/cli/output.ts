@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { CustosError } from '../errors.ts';
 
 /** Exit codes: 0 done, 1 failed, 2 usage or input error (one line on stderr, nothing changed). */
@@ -53,4 +54,23 @@ export function progress(io: Io, render: (done: number, total: number) => string
       }
     },
   };
+}
+
+/** `node:util` parseArgs (strict) with at most `positionals` positional arguments; a mistake is a UsageError (exit 2). */
+export function parseOptions<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(
+  args: string[],
+  options: T,
+  positionals = 0,
+) {
+  try {
+    const r = parseArgs({ args, options, allowPositionals: positionals > 0, strict: true });
+    if (r.positionals.length > positionals) {
+      throw new UsageError(`unexpected argument '${r.positionals[positionals]}'`);
+    }
+    return r;
+  } catch (e) {
+    throw e instanceof UsageError
+      ? e
+      : new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
 }

@@ -1,23 +1,19 @@
-import { parseArgs } from 'node:util';
+import { randomUUID } from 'node:crypto';
+import { systemContext } from '../access/context.ts';
 import { openCustos } from '../app/custos.ts';
 import { fileMirror, SealerService } from '../audit/sealer.ts';
 import type { Config } from '../config/config.ts';
 import { buildServer } from '../http/server.ts';
 import { buildServices } from '../http/services.ts';
 import { loadOrCreateCertificate } from '../http/tls.ts';
-import { EXIT_OK, type Io, UsageError } from './output.ts';
+import { EXIT_OK, type Io, parseOptions, UsageError } from './output.ts';
 
 /**
  * `custos serve`: the clinic's HTTPS server with the audit sealer running beside it. Stops
  * cleanly on SIGINT/SIGTERM (sealer, server, database, lock file).
  */
 export async function serve(args: string[], config: Config, io: Io): Promise<number> {
-  let values: { 'behind-proxy'?: boolean };
-  try {
-    values = parseArgs({ args, options: { 'behind-proxy': { type: 'boolean' } }, strict: true }).values;
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
+  const { values } = parseOptions(args, { 'behind-proxy': { type: 'boolean' } });
   if (values['behind-proxy'] && config.trustedProxies.length === 0) {
     throw new UsageError(
       '--behind-proxy needs CUSTOS_TRUSTED_PROXIES (the proxy addresses whose X-Forwarded-For to trust)',
@@ -49,6 +45,26 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
   const services = buildServices(custos, {
     passkeys: { rpId: config.host, origins: [`https://${config.host}:${config.port}`] },
   });
+  // The first start of a practice has no accounts: create the first administrator and print a
+  // one-time enrollment link (with the embedded database, no other process may open it meanwhile).
+  const users = await custos.database.db
+    .selectFrom('users')
+    .select('id')
+    .where('practice_id', '=', custos.practiceId)
+    .limit(1)
+    .execute();
+  if (users.length === 0) {
+    const first = await services.accounts.add(
+      systemContext({ practiceId: custos.practiceId, purpose: 'operations', requestId: randomUUID() }),
+      {
+        username: 'admin',
+        roles: ['admin'],
+      },
+    );
+    io.stdout.write(
+      `custos: created the first administrator account 'admin'; enroll it with this one-time link (valid until ${first.expiresAt.toISOString()}):\n  https://${config.host}:${config.port}/enroll#${first.token}\n`,
+    );
+  }
   const app = await buildServer(services, {
     tls,
     ...(values['behind-proxy'] ? { trustedProxies: config.trustedProxies } : {}),

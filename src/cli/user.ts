@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { systemContext } from '../access/context.ts';
 import type { Config } from '../config/config.ts';
 import { buildServices } from '../http/services.ts';
 import { securityContext, securityEvent } from '../identity/events.ts';
 import { normalizeUsername } from '../identity/usernames.ts';
-import { EXIT_OK, type Io, UsageError } from './output.ts';
+import { EXIT_OK, type Io, parseOptions, UsageError } from './output.ts';
 import { withCustos } from './session.ts';
 
 const link = (config: Config, token: string) => `https://${config.host}:${config.port}/enroll#${token}`;
@@ -17,19 +16,7 @@ const link = (config: Config, token: string) => `https://${config.host}:${config
  */
 export async function user(args: string[], config: Config, io: Io): Promise<number> {
   const [sub, ...rest] = args;
-  let parsed: ReturnType<
-    typeof parseArgs<{ options: { role: { type: 'string' } }; allowPositionals: true; strict: true }>
-  >;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      options: { role: { type: 'string' } },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
+  const parsed = parseOptions(rest, { role: { type: 'string' } }, 1);
   const name = parsed.positionals[0];
   if (sub !== 'list' && !name) {
     throw new UsageError(`user ${sub ?? ''} needs a NAME`.replace('  ', ' '));
@@ -101,12 +88,7 @@ export async function guard(args: string[], config: Config, io: Io): Promise<num
   if (sub !== 'blocks') {
     throw new UsageError('guard needs: blocks [--lift ADDRESS]');
   }
-  let values: { lift?: string };
-  try {
-    values = parseArgs({ args: rest, options: { lift: { type: 'string' } }, strict: true }).values;
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
+  const { values } = parseOptions(rest, { lift: { type: 'string' } });
   return withCustos(config, io, async (c) => {
     const s = buildServices(c);
     if (values.lift) {

@@ -7,7 +7,7 @@ import type { IdentityPolicy } from './config.ts';
 import { type RequestMeta, securityContext, securityEvent, subjectHash } from './events.ts';
 import type { PasswordHasher } from './password.ts';
 import { hmacRecoveryHasher, matchRecoveryCode } from './recovery.ts';
-import type { Sessions } from './sessions.ts';
+import { completeLogin, type Sessions } from './sessions.ts';
 import { verifyTotp } from './totp.ts';
 import { normalizeUsername } from './usernames.ts';
 
@@ -149,23 +149,7 @@ export class Login {
     }
     let factor: 'totp' | 'recovery-code' | undefined;
     if (typeof input.code === 'string') {
-      const secret = keyring.openSecret(totpSecretAt(user.id), user.totp_secret).toString();
-      const v = verifyTotp({
-        secret,
-        code: input.code,
-        now,
-        lastUsedStep: user.totp_last_step === null ? null : Number(user.totp_last_step),
-      });
-      // Claim the step atomically: two requests with the same code cannot both pass (replay).
-      if (v.ok) {
-        const claimed = await db
-          .updateTable('users')
-          .set({ totp_last_step: String(v.step) })
-          .where('id', '=', user.id)
-          .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', String(v.step))]))
-          .executeTakeFirst();
-        factor = Number(claimed.numUpdatedRows) === 1 ? 'totp' : undefined;
-      }
+      factor = (await this.#claimTotp(user, input.code, now)) ? 'totp' : undefined;
     } else if (typeof input.recoveryCode === 'string') {
       const i = matchRecoveryCode(
         hmacRecoveryHasher({ key: keyring.recoveryCodeKey(), userId: user.id }),
@@ -200,19 +184,6 @@ export class Login {
       await this.#countFailure(meta, user.id);
       return { ok: false, reason: 'failed' };
     }
-    await sessions.end(pending.session.idHash, 'second-factor');
-    const full = await sessions.create({
-      userId: user.id,
-      practiceId: user.practice_id,
-      kind: 'full',
-      clientAddress: meta.clientAddress,
-      userAgentHash: meta.userAgentHash,
-    });
-    await db
-      .updateTable('users')
-      .set({ failed_logins: 0, lockouts: 0, last_login_at: now })
-      .where('id', '=', user.id)
-      .execute();
     if (factor === 'recovery-code') {
       await securityEvent(
         db,
@@ -221,12 +192,20 @@ export class Login {
         now,
       );
     }
-    await securityEvent(
-      db,
-      { ...ctx, sessionId: full.idHash.subarray(0, 16).toString('hex') },
-      { action: 'login', resourceType: 'user', resourceId: user.id, outcome: 'success', detail: { factor } },
-      now,
+    const full = await completeLogin(
+      { db, sessions, clock },
+      {
+        ctx,
+        pendingIdHash: pending.session.idHash,
+        user,
+        clientAddress: meta.clientAddress,
+        userAgentHash: meta.userAgentHash,
+        detail: { factor },
+      },
     );
+    if (!full) {
+      return { ok: false, reason: 'failed' };
+    }
     return { ok: true, token: full.token, kind: 'full', userId: user.id };
   }
 
@@ -239,7 +218,7 @@ export class Login {
     session: { idHash: Buffer; userId: string },
     input: { password: string; code: string },
   ): Promise<boolean> {
-    const { db, clock, hasher, keyring, sessions } = this.#o;
+    const { db, clock, hasher, sessions } = this.#o;
     const user = await db
       .selectFrom('users')
       .selectAll()
@@ -255,22 +234,8 @@ export class Login {
       !(user.locked_until && user.locked_until > now)
     ) {
       const pw = await hasher.verify(user.password_hash, input.password);
-      const secret = keyring.openSecret(totpSecretAt(user.id), user.totp_secret).toString();
-      const v = verifyTotp({
-        secret,
-        code: input.code,
-        now,
-        lastUsedStep: user.totp_last_step === null ? null : Number(user.totp_last_step),
-      });
-      if (pw.ok && v.ok) {
-        const claimed = await db
-          .updateTable('users')
-          .set({ totp_last_step: String(v.step) })
-          .where('id', '=', user.id)
-          .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', String(v.step))]))
-          .executeTakeFirst();
-        ok = Number(claimed.numUpdatedRows) === 1;
-      }
+      // The code's step is claimed only with the right password, so a typo does not burn it.
+      ok = pw.ok && (await this.#claimTotp(user, input.code, now));
     }
     if (!ok) {
       await securityEvent(
@@ -345,6 +310,37 @@ export class Login {
       clock(),
     );
     return true;
+  }
+
+  /**
+   * Verifies a TOTP code (RFC 6238, ±1 step) and claims its step atomically, so that two requests
+   * with the same code cannot both pass (replay), even on two servers.
+   */
+  async #claimTotp(
+    user: { id: string; totp_secret: Buffer | null; totp_last_step: string | null },
+    code: string,
+    now: Date,
+  ): Promise<boolean> {
+    if (!user.totp_secret) {
+      return false;
+    }
+    const secret = this.#o.keyring.openSecret(totpSecretAt(user.id), user.totp_secret).toString();
+    const v = verifyTotp({
+      secret,
+      code,
+      now,
+      lastUsedStep: user.totp_last_step === null ? null : Number(user.totp_last_step),
+    });
+    if (!v.ok) {
+      return false;
+    }
+    const claimed = await this.#o.db
+      .updateTable('users')
+      .set({ totp_last_step: String(v.step) })
+      .where('id', '=', user.id)
+      .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', String(v.step))]))
+      .executeTakeFirst();
+    return Number(claimed.numUpdatedRows) === 1;
   }
 
   /** A failed password: audit, count toward lockout, and toward credential stuffing for the address. */

@@ -17,7 +17,7 @@ import type { Blocks } from '../guard/blocks.ts';
 import type { IdentityPolicy } from './config.ts';
 import { type RequestMeta, securityContext, securityEvent } from './events.ts';
 import type { LoginResult } from './login.ts';
-import type { Sessions } from './sessions.ts';
+import { completeLogin, type Sessions, sessionHandle } from './sessions.ts';
 
 /** How long a registration or authentication ceremony may take, and how long its challenge lives. */
 export const PASSKEY_CEREMONY_MS = 5 * 60_000;
@@ -32,7 +32,6 @@ export const passkeyHandle = (credentialId: string): string =>
   createHash('sha256').update(credentialId, 'utf8').digest().subarray(0, 16).toString('hex');
 
 /** The handle of a session, as `AccessContext.sessionId` carries it (never the token). */
-const sessionHandle = (idHash: Buffer): string => idHash.subarray(0, 16).toString('hex');
 
 type Ceremony = 'register' | 'authenticate';
 
@@ -411,33 +410,20 @@ export class Passkeys {
     if (Number(advanced.numUpdatedRows) !== 1) {
       return failed('counter');
     }
-    if (!(await sessions.end(pending.session.idHash, 'second-factor'))) {
-      return { ok: false, reason: 'failed' };
-    }
-    const full = await sessions.create({
-      userId: user.id,
-      practiceId: user.practice_id,
-      kind: 'full',
-      clientAddress: meta.clientAddress,
-      userAgentHash: meta.userAgentHash,
-    });
-    await db
-      .updateTable('users')
-      .set({ failed_logins: 0, lockouts: 0, last_login_at: now })
-      .where('id', '=', user.id)
-      .execute();
-    await securityEvent(
-      db,
-      { ...ctx, sessionId: sessionHandle(full.idHash) },
+    const full = await completeLogin(
+      { db, sessions, clock: this.#o.clock },
       {
-        action: 'login',
-        resourceType: 'user',
-        resourceId: user.id,
-        outcome: 'success',
+        ctx,
+        pendingIdHash: pending.session.idHash,
+        user,
+        clientAddress: meta.clientAddress,
+        userAgentHash: meta.userAgentHash,
         detail: { factor: 'passkey', passkey: passkeyHandle(cred.id) },
       },
-      now,
     );
+    if (!full) {
+      return { ok: false, reason: 'failed' };
+    }
     return { ok: true, token: full.token, kind: 'full', userId: user.id };
   }
 

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import type { AccessContext } from '../access/context.ts';
+import { append } from '../audit/append.ts';
 import type { CoreDb } from '../db/schema.ts';
 import type { IdentityPolicy } from './config.ts';
 import type { SessionLimits } from './practice-settings.ts';
@@ -205,4 +207,49 @@ export class Sessions {
     const match = open.find((s) => s.id_hash.subarray(0, 16).toString('hex') === handle);
     return match ? this.end(match.id_hash, reason) : false;
   }
+}
+
+/** The short public handle of a session (hex of the first half of its hash): for audit entries and lists. */
+export const sessionHandle = (idHash: Buffer): string => idHash.subarray(0, 16).toString('hex');
+
+/**
+ * Finishes a login after a second factor (TOTP, recovery code or passkey): ends the pending
+ * session, starts a full one under a new id (no fixation), clears the failure counters and
+ * audits the login. Returns undefined when the pending session was already used.
+ */
+export async function completeLogin(
+  deps: { db: Kysely<CoreDb>; sessions: Sessions; clock: () => Date },
+  q: {
+    ctx: AccessContext;
+    pendingIdHash: Buffer;
+    user: { id: string; practice_id: string };
+    clientAddress: string;
+    userAgentHash: string | null;
+    detail: Record<string, string | number | boolean>;
+  },
+): Promise<{ token: string; idHash: Buffer } | undefined> {
+  const { db, sessions, clock } = deps;
+  if (!(await sessions.end(q.pendingIdHash, 'second-factor'))) {
+    return undefined;
+  }
+  const full = await sessions.create({
+    userId: q.user.id,
+    practiceId: q.user.practice_id,
+    kind: 'full',
+    clientAddress: q.clientAddress,
+    userAgentHash: q.userAgentHash,
+  });
+  const now = clock();
+  await db
+    .updateTable('users')
+    .set({ failed_logins: 0, lockouts: 0, last_login_at: now })
+    .where('id', '=', q.user.id)
+    .execute();
+  await append(
+    db,
+    { ...q.ctx, sessionId: sessionHandle(full.idHash) },
+    { action: 'login', resourceType: 'user', resourceId: q.user.id, outcome: 'success', detail: q.detail },
+    now,
+  );
+  return full;
 }

@@ -106,6 +106,39 @@ describe.skipIf(skip)('the server and its defenses', () => {
     await logIn(server, c, carl);
   });
 
+  it('throttles login attempts per address (30 a minute) before any hashing', async () => {
+    const c = new Client(server, '127.0.0.13');
+    for (let i = 0; i < 30; i++) {
+      expect(
+        (await c.post('/api/v1/auth/login', { username: 'nobody-13', password: 'not a password' })).status,
+      ).toBe(401);
+    }
+    const before = server.services.hasher.computations;
+    const throttled = await c.post('/api/v1/auth/login', {
+      username: 'nobody-13',
+      password: 'not a password',
+    });
+    expect(throttled).toMatchObject({ status: 429, body: { error: { code: 'CUSTOS_ERR_THROTTLED' } } });
+    expect(server.services.hasher.computations).toBe(before);
+    expect((await audit('login-failed'))[0]).toMatchObject({
+      client_address: '127.0.0.13',
+      reason: 'throttled',
+    });
+    // Another address is not affected, and the window passes.
+    expect(
+      (
+        await new Client(server, '127.0.0.14').post('/api/v1/auth/login', {
+          username: 'nobody-14',
+          password: 'x',
+        })
+      ).status,
+    ).toBe(401);
+    server.clock.advance(61_000);
+    expect(
+      (await c.post('/api/v1/auth/login', { username: 'nobody-13', password: 'not a password' })).status,
+    ).toBe(401);
+  });
+
   it('blocks an address that fails against 5 usernames (credential stuffing), not its neighbour', async () => {
     const attacker = new Client(server, '127.0.0.2');
     for (const u of ['u1', 'u2', 'u3', 'u4', 'u5']) {

@@ -1,21 +1,12 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { CustosError, notFound } from '../errors.ts';
 import { parseNewPassword } from '../identity/accounts.ts';
 import { securityEvent } from '../identity/events.ts';
 import { cookieOptions, MFA_COOKIE, SESSION_COOKIE } from './cookies.ts';
+import { loginFailed, sessionView, setCookie, startSession } from './login-response.ts';
 import { defineRoute, type Resolve } from './route.ts';
 import type { Services } from './services.ts';
-
-const failed = () =>
-  new CustosError(
-    'CUSTOS_ERR_LOGIN_FAILED',
-    'login failed: wrong username or password, or the account is locked',
-  );
-
-function setCookie(reply: FastifyReply, name: string, token: string, maxAgeMs: number) {
-  reply.setCookie(name, token, { ...cookieOptions, maxAge: Math.floor(maxAgeMs / 1000) });
-}
 
 /** Login (password, then second factor), logout, the session's remaining time, own sessions. */
 export function registerAuthRoutes(app: FastifyInstance, s: Services, resolve: Resolve): void {
@@ -47,7 +38,7 @@ export function registerAuthRoutes(app: FastifyInstance, s: Services, resolve: R
               },
             });
           }
-          throw failed();
+          throw loginFailed();
         }
         setCookie(reply, MFA_COOKIE, r.token, s.policy.mfaPendingMs);
         return { next: 'second-factor' };
@@ -79,12 +70,9 @@ export function registerAuthRoutes(app: FastifyInstance, s: Services, resolve: R
           req.body as { code?: string; recoveryCode?: string },
         );
         if (!r.ok) {
-          throw failed();
+          throw loginFailed();
         }
-        reply.clearCookie(MFA_COOKIE, cookieOptions);
-        setCookie(reply, SESSION_COOKIE, r.token, s.policy.absoluteTimeoutMs);
-        const check = await s.sessions.check(r.token, { touch: false });
-        return sessionView(check.ok ? check.session : undefined, s.clock());
+        return startSession(reply, s, r.token);
       },
     },
     resolve,
@@ -218,7 +206,7 @@ export function registerAccountRoutes(app: FastifyInstance, s: Services, resolve
       handler: async (req, reply) => {
         const ok = await s.login.stepUp(req.raw.custosMeta, await currentSession(req.raw), req.body);
         if (!ok) {
-          throw failed();
+          throw loginFailed();
         }
         return reply.code(204).send();
       },
@@ -253,18 +241,4 @@ export function registerAccountRoutes(app: FastifyInstance, s: Services, resolve
     },
     resolve,
   );
-}
-
-function sessionView(session: { idleExpiresAt: Date; absoluteExpiresAt: Date } | undefined, now: Date) {
-  if (!session) {
-    return {};
-  }
-  return {
-    idleExpiresAt: session.idleExpiresAt.toISOString(),
-    absoluteExpiresAt: session.absoluteExpiresAt.toISOString(),
-    remainingMs: Math.max(
-      0,
-      Math.min(session.idleExpiresAt.getTime(), session.absoluteExpiresAt.getTime()) - now.getTime(),
-    ),
-  };
 }

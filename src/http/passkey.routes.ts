@@ -1,24 +1,11 @@
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { AccessContext } from '../access/context.ts';
 import { CustosError, notFound, validationError } from '../errors.ts';
-import { cookieOptions, MFA_COOKIE, SESSION_COOKIE } from './cookies.ts';
-import { type Auth, defineRoute } from './route.ts';
+import { MFA_COOKIE, SESSION_COOKIE } from './cookies.ts';
+import { loginFailed, startSession } from './login-response.ts';
+import { defineRoute, type Resolve } from './route.ts';
 import type { Services } from './services.ts';
-
-type Resolve = (
-  req: FastifyRequest,
-  auth: Auth,
-  roles: readonly string[] | undefined,
-) => Promise<AccessContext | undefined>;
-
-/** The same answer as every other failed second factor (auth.routes.ts): no hint which check failed. */
-const failed = () =>
-  new CustosError(
-    'CUSTOS_ERR_LOGIN_FAILED',
-    'login failed: wrong username or password, or the account is locked',
-  );
 
 const b64url = (max: number) =>
   z
@@ -113,12 +100,9 @@ export function registerPasskeyRoutes(app: FastifyInstance, s: Services, resolve
           clientExtensionResults: req.body.clientExtensionResults ?? {},
         } as AuthenticationResponseJSON);
         if (!r.ok) {
-          throw failed();
+          throw loginFailed();
         }
-        reply.clearCookie(MFA_COOKIE, cookieOptions);
-        setCookie(reply, SESSION_COOKIE, r.token, s.policy.absoluteTimeoutMs);
-        const check = await s.sessions.check(r.token, { touch: false });
-        return sessionView(check.ok ? check.session : undefined, s.clock());
+        return startSession(reply, s, r.token);
       },
     },
     resolve,
@@ -191,22 +175,4 @@ export function registerPasskeyRoutes(app: FastifyInstance, s: Services, resolve
     },
     resolve,
   );
-}
-
-function setCookie(reply: FastifyReply, name: string, token: string, maxAgeMs: number) {
-  reply.setCookie(name, token, { ...cookieOptions, maxAge: Math.floor(maxAgeMs / 1000) });
-}
-
-function sessionView(session: { idleExpiresAt: Date; absoluteExpiresAt: Date } | undefined, now: Date) {
-  if (!session) {
-    return {};
-  }
-  return {
-    idleExpiresAt: session.idleExpiresAt.toISOString(),
-    absoluteExpiresAt: session.absoluteExpiresAt.toISOString(),
-    remainingMs: Math.max(
-      0,
-      Math.min(session.idleExpiresAt.getTime(), session.absoluteExpiresAt.getTime()) - now.getTime(),
-    ),
-  };
 }

@@ -1,14 +1,35 @@
+import type { ColumnType } from 'kysely';
+
 /**
  * The tables that hold health data: ciphertext, blind indexes and pseudonyms.
  * Private to src/chart (DESIGN.md invariant 1); `test/invariants/one-way-in.test.ts` and the lint
  * rule `noRestrictedImports` fail when any other module imports this file or a chart store.
  */
 export type ChartTables = {
+  /** Colleagues an author shared a psychotherapy note with (45 CFR 164.508(a)(2)). */
+  record_shares: {
+    record_id: string;
+    practice_id: string;
+    user_id: string;
+    shared_by: string;
+    created_at: Date;
+  };
+  /** A patient's consent directives, sealed under the link key; one row per patient. */
+  patient_consents: {
+    patient_id: string;
+    practice_id: string;
+    version: number;
+    body: Buffer;
+    updated_at: Date;
+    updated_by: string;
+  };
   patients: {
     id: string;
     practice_id: string;
     current_version: number;
     active: boolean;
+    /** Staff members, public figures: explicit care-team membership needed for every role. */
+    restricted: ColumnType<boolean, boolean | undefined, boolean>;
     created_at: Date;
     updated_at: Date;
   };
@@ -42,6 +63,10 @@ export type ChartTables = {
     sensitivity: string;
     author_id: string;
     status: string;
+    /** Consent categories (mental-health, substance-use, sexual-health); never codes. */
+    categories: ColumnType<string[], string[] | undefined, string[]>;
+    /** Set when a clinician releases the record to the patient portal. */
+    released_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
     current_version: number;
     created_at: Date;
     updated_at: Date;

@@ -5,6 +5,7 @@ import * as m002 from './migrations/002_audit_sealing.ts';
 import * as m003 from './migrations/003_audit_report_indexes.ts';
 import * as m004 from './migrations/004_identity.ts';
 import * as m005 from './migrations/005_practice_settings.ts';
+import * as m006 from './migrations/006_access_control.ts';
 import type { CoreDb } from './schema.ts';
 
 /** Every migration this version of Custos knows, in order. One set for both engines. */
@@ -14,6 +15,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '003_audit_report_indexes': m003,
   '004_identity': m004,
   '005_practice_settings': m005,
+  '006_access_control': m006,
 };
 
 const TABLE = 'custos_migrations';

@@ -96,7 +96,7 @@ export interface CoreTables {
     transports: string[];
     created_at: Date;
   };
-  /** Care-team membership: the interim policy's one fact. */
+  /** Care-team membership with its period; ending it sets `ends_at` and `ended_by`. */
   care_team: {
     practice_id: string;
     patient_id: string;
@@ -104,6 +104,26 @@ export interface CoreTables {
     starts_at: Date;
     ends_at: Date | null;
     added_by: string;
+    ended_by: ColumnType<string | null, string | null | undefined, string | null>;
+  };
+  /** Emergency access grants (break-the-glass) and the privacy officer's review of each. */
+  break_glass_grants: {
+    id: string;
+    practice_id: string;
+    user_id: string;
+    patient_id: string;
+    /** emergency-treatment | urgent-care | other */
+    reason_category: string;
+    /** Free-text reason sealed under the key-encryption key (`sealSecret`). */
+    reason: Buffer;
+    starts_at: Date;
+    expires_at: Date;
+    ended_at: Date | null;
+    /** appropriate | inappropriate, once reviewed */
+    disposition: string | null;
+    review_comment: Buffer | null;
+    reviewed_by: string | null;
+    reviewed_at: Date | null;
   };
 }
 

@@ -18,6 +18,7 @@ export const ErrorCodes = {
   CUSTOS_ERR_LOGIN_FAILED: 401,
   CUSTOS_ERR_THROTTLED: 429,
   CUSTOS_ERR_STEP_UP: 403,
+  CUSTOS_ERR_CONFLICT: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -103,9 +103,9 @@ describe.skipIf(skip)('custos audit', () => {
     fs.writeFileSync(out('anchors.jsonl'), (await runCli(['audit', 'checkpoints'], d.env)).stdout);
     const c = await openCustos(loadConfig(d.env));
     try {
-      await sql`ALTER TABLE audit_entries DISABLE TRIGGER USER`.execute(c.database.db);
-      await sql`UPDATE audit_entries SET actor_id = 'someone-else' WHERE seq = 5`.execute(c.database.db);
-      await sql`ALTER TABLE audit_entries ENABLE TRIGGER USER`.execute(c.database.db);
+      await sql`ALTER TABLE audit_entries DISABLE TRIGGER USER`.execute(c.database.owner);
+      await sql`UPDATE audit_entries SET actor_id = 'someone-else' WHERE seq = 5`.execute(c.database.owner);
+      await sql`ALTER TABLE audit_entries ENABLE TRIGGER USER`.execute(c.database.owner);
     } finally {
       await c.close();
     }
@@ -119,13 +119,13 @@ describe.skipIf(skip)('custos audit', () => {
     // Put the entry back, then delete the newest checkpoint: only the anchored copy can tell.
     const c2 = await openCustos(loadConfig(d.env));
     try {
-      await sql`ALTER TABLE audit_entries DISABLE TRIGGER USER`.execute(c2.database.db);
-      await sql`UPDATE audit_entries SET actor_id = 'system' WHERE seq = 5`.execute(c2.database.db);
-      await sql`ALTER TABLE audit_checkpoints DISABLE TRIGGER USER`.execute(c2.database.db);
-      await sql`DELETE FROM audit_checkpoints WHERE number = 2`.execute(c2.database.db);
+      await sql`ALTER TABLE audit_entries DISABLE TRIGGER USER`.execute(c2.database.owner);
+      await sql`UPDATE audit_entries SET actor_id = 'system' WHERE seq = 5`.execute(c2.database.owner);
+      await sql`ALTER TABLE audit_checkpoints DISABLE TRIGGER USER`.execute(c2.database.owner);
+      await sql`DELETE FROM audit_checkpoints WHERE number = 2`.execute(c2.database.owner);
       // Keep the trail unsealed: a sealing round at the end of a command would reseal it.
-      await sql`ALTER TABLE audit_entries ENABLE TRIGGER USER`.execute(c2.database.db);
-      await sql`ALTER TABLE audit_checkpoints ENABLE TRIGGER USER`.execute(c2.database.db);
+      await sql`ALTER TABLE audit_entries ENABLE TRIGGER USER`.execute(c2.database.owner);
+      await sql`ALTER TABLE audit_checkpoints ENABLE TRIGGER USER`.execute(c2.database.owner);
     } finally {
       await c2.close();
     }

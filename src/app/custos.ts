@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { Chart } from '../chart/gate.ts';
 import type { Config } from '../config/config.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import { type Connection, connect, type Database, loadPglite, openDatabase } from '../db/database.ts';
 import { appliedMigrations, assertSchemaNotNewer, migrate } from '../db/migrate.ts';
+import { withPractice } from '../db/practice-scope.ts';
+import type { CoreDb } from '../db/schema.ts';
 import { loadKeys, storeChecks } from './keys.ts';
 
 /** An opened Custos: database, keys, the gate, and the default practice. */
@@ -43,25 +45,27 @@ export async function openCustosOn(conn: Connection, options: OpenOptions): Prom
 
 /**
  * Order matters: refuse a newer schema, then check the keys, and only then write anything
- * (migrations, key check values, the default practice).
+ * (migrations, key check values, the default practice). All of that runs as the owner; what is
+ * returned runs as the application role, bound to the default practice (see `Database`).
  */
 async function initialize(database: Database, options: OpenOptions): Promise<Custos> {
   try {
-    const db = database.db;
-    await assertSchemaNotNewer(db);
-    const fresh = (await appliedMigrations(db)).length === 0;
-    const { keyring, created } = await loadKeys(db, { keyFile: options.keyFile, initialized: !fresh });
-    const applied = await migrate(db);
-    await storeChecks(db, keyring);
-    const practiceId = await defaultPractice(database);
-    const chart = new Chart({ db, keyring, ...(options.clock ? { clock: options.clock } : {}) });
+    const owner = database.owner;
+    await assertSchemaNotNewer(owner);
+    const fresh = (await appliedMigrations(owner)).length === 0;
+    const { keyring, created } = await loadKeys(owner, { keyFile: options.keyFile, initialized: !fresh });
+    const applied = await migrate(owner);
+    await storeChecks(owner, keyring);
+    const practiceId = await defaultPractice(owner);
+    const bound = database.forPractice(practiceId);
+    const chart = new Chart({ db: bound.db, keyring, ...(options.clock ? { clock: options.clock } : {}) });
     return {
-      database,
+      database: bound,
       keyring,
       chart,
       practiceId,
       report: { keyFileCreated: created, migrationsApplied: applied, fresh },
-      close: () => database.close(),
+      close: () => bound.close(),
     };
   } catch (e) {
     await database.close();
@@ -69,8 +73,7 @@ async function initialize(database: Database, options: OpenOptions): Promise<Cus
   }
 }
 
-async function defaultPractice(database: Database): Promise<string> {
-  const db = database.db;
+async function defaultPractice(db: Kysely<CoreDb>): Promise<string> {
   const found = await db
     .selectFrom('custos_meta')
     .select('value')
@@ -81,6 +84,8 @@ async function defaultPractice(database: Database): Promise<string> {
   }
   const id = randomUUID();
   await db.transaction().execute(async (tx) => {
+    // The owner is bound by the practices policy too, unless it is a superuser (FORCE, migration 008).
+    await withPractice(tx, id);
     await tx
       .insertInto('practices')
       .values({ id, name: 'Default practice', created_at: new Date() })

@@ -36,10 +36,10 @@ describe.skipIf(skip)('starting up', () => {
     try {
       const tables = await sql<{
         t: string;
-      }>`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`.execute(database.db);
+      }>`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`.execute(database.owner);
       const out: Record<string, unknown> = {};
       for (const { t } of tables.rows) {
-        out[t] = (await sql`SELECT * FROM ${sql.table(t)} ORDER BY 1`.execute(database.db)).rows;
+        out[t] = (await sql`SELECT * FROM ${sql.table(t)} ORDER BY 1`.execute(database.owner)).rows;
       }
       return out;
     } finally {
@@ -107,7 +107,7 @@ describe.skipIf(skip)('starting up', () => {
     const keyFile = keyPath();
     const first = await openCustosOn(testDb.connection(), { keyFile });
     await sql`INSERT INTO custos_migrations (name, timestamp) VALUES ('999_from_the_future', now())`.execute(
-      first.database.db,
+      first.database.owner,
     );
     await first.close();
     const before = await snapshot(testDb);

@@ -12,12 +12,11 @@ import type { ReportWindow } from './report.ts';
  * - `bulk-read`: a user who read more than `bulkThreshold` distinct patients within one clock
  *   hour (in the opening-hours time zone), one row per user and hour.
  * - `denied`: a user's denied attempts (probing for records outside their care), one row per user.
+ * - `restricted`: each successful access to a patient flagged restricted (staff members, public
+ *   figures); the gate marks those entries `restrictedPatient` in their detail.
  *
- * TODO(access-control, identity): two checks need facts that do not exist yet and are not faked
- * here: "namesake" (a user opening the record of a patient with their own family name or
- * address, which needs user profiles and a blind-index comparison) and "restricted record"
- * (reads of records with sensitivity restricted/psychotherapy, which needs the sensitivity in the
- * audit entry or a join the audit module may not make).
+ * TODO(identity): "namesake" (a user opening the record of a patient with their own family name)
+ * needs staff profiles with names, which Custos does not keep yet; it is not faked here.
  */
 
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
@@ -50,7 +49,7 @@ interface AnomalyBase {
 }
 
 export interface EntryAnomaly extends AnomalyBase {
-  readonly kind: 'break-glass' | 'out-of-hours';
+  readonly kind: 'break-glass' | 'out-of-hours' | 'restricted';
   readonly role: string;
   readonly action: string;
   readonly resourceType: string;
@@ -175,7 +174,7 @@ const toEntryAnomaly = (kind: EntryAnomaly['kind'], r: EntryAnomalyRow): EntryAn
 });
 
 /**
- * Runs the four checks over one window and returns their rows ordered by time.
+ * Runs the five checks over one window and returns their rows ordered by time.
  *
  * @example
  *   const rows = await anomalyReport(db, { since: lastWeek, openingHours: { from: '08:00', to: '18:00' } });
@@ -190,6 +189,11 @@ export async function anomalyReport(db: Kysely<CoreDb>, options: AnomalyOptions 
   const breakGlass = await sql<EntryAnomalyRow>`
     SELECT ${entryColumns} FROM audit_entries
     WHERE (action = 'break-glass' OR purpose = 'emergency') AND ${w}
+    ORDER BY seq`.execute(db);
+
+  const restricted = await sql<EntryAnomalyRow>`
+    SELECT ${entryColumns} FROM audit_entries
+    WHERE actor_kind = 'user' AND outcome = 'success' AND detail @> '{"restrictedPatient": true}'::jsonb AND ${w}
     ORDER BY seq`.execute(db);
 
   const inHours = sql`(extract(isodow FROM ${local}) IN (${sql.join(o.days.map((d) => sql`${d}::int`))})
@@ -246,6 +250,7 @@ export async function anomalyReport(db: Kysely<CoreDb>, options: AnomalyOptions 
   const all: Anomaly[] = [
     ...breakGlass.rows.map((r) => toEntryAnomaly('break-glass', r)),
     ...outOfHours.rows.map((r) => toEntryAnomaly('out-of-hours', r)),
+    ...restricted.rows.map((r) => toEntryAnomaly('restricted', r)),
     ...bulk.rows.map(
       (r): BulkReadAnomaly => ({
         kind: 'bulk-read',
@@ -269,7 +274,7 @@ export async function anomalyReport(db: Kysely<CoreDb>, options: AnomalyOptions 
       }),
     ),
   ];
-  const KIND_ORDER = ['break-glass', 'out-of-hours', 'bulk-read', 'denied'];
+  const KIND_ORDER = ['break-glass', 'restricted', 'out-of-hours', 'bulk-read', 'denied'];
   return all.sort(
     (a, b) =>
       a.at.getTime() - b.at.getTime() ||

@@ -53,6 +53,7 @@ export const ANOMALY_COLUMNS: readonly Column<Anomaly>[] = [
     (r) => {
       switch (r.kind) {
         case 'break-glass':
+        case 'restricted':
         case 'out-of-hours':
           return `${[r.action, r.resourceType, r.patientPseudonym].filter(Boolean).join(' ')} (${r.purpose}, ${r.outcome}, local ${r.localTime})`;
         case 'bulk-read':

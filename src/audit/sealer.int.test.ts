@@ -166,7 +166,7 @@ describe.skipIf(skip)('the sealer on PostgreSQL', () => {
       await until(async () => (await sealedSeqs(custos.database.db)).seqs.length === 1);
       // The leader dies: its connection is killed, PostgreSQL releases the session lock.
       await sql`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 1668641651 AND objid = 1701603698`.execute(
-        custos.database.db,
+        custos.database.owner,
       );
       await leader.stop();
       void leaderCustos;

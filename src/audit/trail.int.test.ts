@@ -71,7 +71,7 @@ describe.skipIf(skip)('the sealed audit trail', () => {
 
   async function tampered(change: (tx: Kysely<CoreDb>) => Promise<unknown>): Promise<VerifyResult> {
     let result: VerifyResult | undefined;
-    await c.database.db
+    await c.database.owner
       .transaction()
       .execute(async (tx) => {
         await sql`ALTER TABLE audit_entries DISABLE TRIGGER USER`.execute(tx);

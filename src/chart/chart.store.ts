@@ -7,6 +7,29 @@ import type { ChartTables } from './tables.ts';
 export type ChartDb = CoreDb & ChartTables;
 export type Tx = Kysely<ChartDb>;
 
+/** The caller's current care-team membership of patient `col` (SQL). */
+const onTeamSql = (col: string, actorId: string, now: Date) =>
+  sql<boolean>`EXISTS (SELECT 1 FROM care_team ct WHERE ct.patient_id = ${sql.raw(col)} AND ct.user_id = ${actorId}
+        AND ct.starts_at <= ${now} AND (ct.ends_at IS NULL OR ct.ends_at > ${now}))`;
+
+/** The caller's active break-the-glass grant for patient `col`, if any (SQL). */
+const grantSql = (col: string, actorId: string, now: Date) =>
+  sql<
+    string | null
+  >`(SELECT g.id FROM break_glass_grants g WHERE g.patient_id = ${sql.raw(col)} AND g.user_id = ${actorId}
+        AND g.starts_at <= ${now} AND g.expires_at > ${now} AND g.ended_at IS NULL ORDER BY g.expires_at DESC LIMIT 1)`;
+
+/** Facts about a patient for the policy (no health data): the sealed link, the caller's relationship, consent. */
+export interface PatientFactsRow {
+  readonly id: string;
+  readonly link: Buffer;
+  readonly on_team: boolean;
+  readonly restricted: boolean;
+  readonly grant_id: string | null;
+  readonly consent: Buffer | null;
+  readonly consent_version: number | null;
+}
+
 /** Key id from a ciphertext header (bytes 1..16), computed in SQL to join its data key. */
 const headerKeyId = (column: string) => sql.raw(`encode(substring(${column} from 2 for 16), 'hex')::uuid`);
 
@@ -48,8 +71,7 @@ export async function loadPatientHeads(
       'dk.id as key_id',
       'dk.wrapped',
       'l.link',
-      sql<boolean>`EXISTS (SELECT 1 FROM care_team ct WHERE ct.patient_id = p.id AND ct.user_id = ${q.actorId}
-        AND ct.starts_at <= ${q.now} AND (ct.ends_at IS NULL OR ct.ends_at > ${q.now}))`.as('on_team'),
+      onTeamSql('p.id', q.actorId, q.now).as('on_team'),
     ])
     .where('p.practice_id', '=', q.practiceId)
     .where('p.id', 'in', q.patientIds)
@@ -141,12 +163,25 @@ export async function loadRecords(
 }
 
 /** The record's head (no body): for finding its patient before deciding. */
-export async function loadRecordHead(tx: Tx, q: { practiceId: string; recordId: string }) {
+export async function loadRecordHead(tx: Tx, q: { practiceId: string; recordId: string; actorId: string }) {
   return tx
-    .selectFrom('records')
-    .select(['id', 'pseudonym', 'kind', 'sensitivity', 'author_id', 'status', 'current_version'])
-    .where('practice_id', '=', q.practiceId)
-    .where('id', '=', q.recordId)
+    .selectFrom('records as r')
+    .select([
+      'r.id',
+      'r.pseudonym',
+      'r.kind',
+      'r.sensitivity',
+      'r.author_id',
+      'r.status',
+      'r.current_version',
+      'r.categories',
+      'r.released_at',
+      sql<boolean>`EXISTS (SELECT 1 FROM record_shares rs WHERE rs.record_id = r.id AND rs.user_id = ${q.actorId})`.as(
+        'shared',
+      ),
+    ])
+    .where('r.practice_id', '=', q.practiceId)
+    .where('r.id', '=', q.recordId)
     .executeTakeFirst();
 }
 
@@ -177,7 +212,7 @@ export async function searchIndex(
     actorId: string;
     now: Date;
   },
-): Promise<{ id: string; link: Buffer; on_team: boolean }[]> {
+): Promise<PatientFactsRow[]> {
   const matches = tx
     .selectFrom('patient_index')
     .select('patient_id')
@@ -188,11 +223,16 @@ export async function searchIndex(
     .limit(q.limit);
   return tx
     .selectFrom('patient_links as l')
+    .innerJoin('patients as p', 'p.id', 'l.patient_id')
+    .leftJoin('patient_consents as c', 'c.patient_id', 'l.patient_id')
     .select([
       'l.patient_id as id',
       'l.link',
-      sql<boolean>`EXISTS (SELECT 1 FROM care_team ct WHERE ct.patient_id = l.patient_id AND ct.user_id = ${q.actorId}
-        AND ct.starts_at <= ${q.now} AND (ct.ends_at IS NULL OR ct.ends_at > ${q.now}))`.as('on_team'),
+      'p.restricted',
+      onTeamSql('l.patient_id', q.actorId, q.now).as('on_team'),
+      grantSql('l.patient_id', q.actorId, q.now).as('grant_id'),
+      'c.body as consent',
+      'c.version as consent_version',
     ])
     .where('l.patient_id', 'in', matches)
     .execute();
@@ -255,6 +295,10 @@ export interface AuditedRow {
   readonly created_at: Date;
   readonly updated_at: Date;
   readonly body: Buffer;
+  readonly categories: string[] | null;
+  readonly released: boolean | null;
+  /** The record is shared with the caller (psychotherapy notes). */
+  readonly shared: boolean | null;
 }
 
 const identitySelect = (q: {
@@ -263,20 +307,24 @@ const identitySelect = (q: {
   allVersions: boolean;
 }) => sql`
   SELECT 'identity' AS part, p.id, pv.version, NULL AS kind, NULL AS sensitivity, NULL AS author_id, NULL AS status,
-         p.active, p.created_at, pv.created_at AS updated_at, pv.body
+         p.active, p.created_at, pv.created_at AS updated_at, pv.body,
+         NULL::text[] AS categories, NULL::boolean AS released, NULL::boolean AS shared
     FROM patients p
     JOIN patient_versions pv ON pv.patient_id = p.id ${q.allVersions ? sql`` : sql`AND pv.version = p.current_version`}
    WHERE p.practice_id = ${q.practiceId} AND p.id IN (${sql.join(q.patientIds)})`;
 
 const recordSelect = (q: {
   practiceId: string;
+  actorId: string;
   pseudonym?: string;
   recordId?: string;
   kind?: string;
   allVersions: boolean;
 }) => sql`
   SELECT 'record' AS part, r.id, rv.version, r.kind, r.sensitivity, r.author_id, r.status,
-         NULL AS active, r.created_at, rv.created_at AS updated_at, rv.body
+         NULL AS active, r.created_at, rv.created_at AS updated_at, rv.body,
+         r.categories, r.released_at IS NOT NULL AS released,
+         EXISTS (SELECT 1 FROM record_shares rs WHERE rs.record_id = r.id AND rs.user_id = ${q.actorId}) AS shared
     FROM records r
     JOIN record_versions rv ON rv.record_id = r.id ${q.allVersions ? sql`` : sql`AND rv.version = r.current_version`}
    WHERE r.practice_id = ${q.practiceId}
@@ -286,13 +334,16 @@ const recordSelect = (q: {
 
 const keySelect = (q: { practiceId: string; keyIds: readonly string[] }) => sql`
   SELECT 'key' AS part, dk.id, 0 AS version, NULL AS kind, NULL AS sensitivity, NULL AS author_id, NULL AS status,
-         NULL AS active, dk.created_at, dk.created_at AS updated_at, dk.wrapped AS body
+         NULL AS active, dk.created_at, dk.created_at AS updated_at, dk.wrapped AS body,
+         NULL::text[] AS categories, NULL::boolean AS released, NULL::boolean AS shared
     FROM data_keys dk
    WHERE dk.practice_id = ${q.practiceId} AND dk.id IN (${sql.join(q.keyIds)})`;
 
 /** What an audited read fetches: identity versions, record versions, and the data keys they need. */
 export interface AuditedQuery {
   readonly practiceId: string;
+  /** The caller, for "shared with me" on psychotherapy notes. */
+  readonly actorId: string;
   readonly identity?: { readonly patientIds: readonly string[]; readonly allVersions?: boolean };
   readonly records?: {
     readonly pseudonym?: string;
@@ -321,7 +372,12 @@ export async function auditedRead(db: Tx, audit: AuditRow, q: AuditedQuery): Pro
   }
   if (q.records) {
     parts.push(
-      recordSelect({ practiceId: q.practiceId, ...q.records, allVersions: q.records.allVersions ?? false }),
+      recordSelect({
+        practiceId: q.practiceId,
+        actorId: q.actorId,
+        ...q.records,
+        allVersions: q.records.allVersions ?? false,
+      }),
     );
   }
   if (q.keyIds.length > 0) {
@@ -339,19 +395,45 @@ export async function auditedRead(db: Tx, audit: AuditRow, q: AuditedQuery): Pro
   );
 }
 
-/** Facts for deciding about one patient (no health data): its link and the caller's membership. */
+/** Facts for deciding about one patient (no health data): its link and the caller's relationship. */
 export async function loadPatientFacts(
   tx: Tx,
   q: { practiceId: string; patientId: string; actorId: string; now: Date },
-) {
+): Promise<PatientFactsRow | undefined> {
+  return tx
+    .selectFrom('patients as p')
+    .innerJoin('patient_links as l', 'l.patient_id', 'p.id')
+    .leftJoin('patient_consents as c', 'c.patient_id', 'p.id')
+    .select([
+      'p.id',
+      'l.link',
+      'p.restricted',
+      onTeamSql('p.id', q.actorId, q.now).as('on_team'),
+      grantSql('p.id', q.actorId, q.now).as('grant_id'),
+      'c.body as consent',
+      'c.version as consent_version',
+    ])
+    .where('p.practice_id', '=', q.practiceId)
+    .where('p.id', '=', q.patientId)
+    .executeTakeFirst();
+}
+
+/** The interim policy's facts (link and care-team membership only): the benchmark's baseline. */
+export async function loadInterimFacts(
+  tx: Tx,
+  q: { practiceId: string; patientId: string; actorId: string; now: Date },
+): Promise<PatientFactsRow | undefined> {
   return tx
     .selectFrom('patients as p')
     .innerJoin('patient_links as l', 'l.patient_id', 'p.id')
     .select([
       'p.id',
       'l.link',
-      sql<boolean>`EXISTS (SELECT 1 FROM care_team ct WHERE ct.patient_id = p.id AND ct.user_id = ${q.actorId}
-        AND ct.starts_at <= ${q.now} AND (ct.ends_at IS NULL OR ct.ends_at > ${q.now}))`.as('on_team'),
+      sql<boolean>`false`.as('restricted'),
+      onTeamSql('p.id', q.actorId, q.now).as('on_team'),
+      sql<string | null>`NULL::text`.as('grant_id'),
+      sql<Buffer | null>`NULL::bytea`.as('consent'),
+      sql<number | null>`NULL::int`.as('consent_version'),
     ])
     .where('p.practice_id', '=', q.practiceId)
     .where('p.id', '=', q.patientId)

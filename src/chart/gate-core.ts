@@ -1,11 +1,21 @@
 import type { Kysely } from 'kysely';
-import type { AccessContext } from '../access/context.ts';
+import type { AccessContext, Purpose } from '../access/context.ts';
+import { ALL, type Fields, IDENTITY_FIELDS, IDENTITY_SECTIONS } from '../access/grants.ts';
+import { interimDecide } from '../access/interim.ts';
 import {
-  type ChartAction,
+  type Action,
+  type Allow,
+  type Consent,
   type DenyReason,
   decide,
-  type Facts,
-  type ResourceType,
+  type PatientFacts,
+  type Sensitivity as PolicySensitivity,
+  project,
+  type RecordFacts,
+  type Resource,
+  type Subject,
+  subjectOf,
+  type View,
 } from '../access/policy.ts';
 import { append, auditRow } from '../audit/append.ts';
 import type { AuditEvent } from '../audit/entry.ts';
@@ -24,6 +34,33 @@ export class Denied extends Error {
   }
 }
 
+/** The action an audit entry of a gate call names. */
+export type ChartAction =
+  | 'create'
+  | 'read'
+  | 'update'
+  | 'list'
+  | 'search'
+  | 'history'
+  | 'export'
+  | 'care-team'
+  | 'consent'
+  | 'restrict'
+  | 'share'
+  | 'release'
+  | 'break-glass'
+  | 'import'
+  | 'report';
+
+export type ResourceType =
+  | 'patient'
+  | 'record'
+  | 'chart'
+  | 'care-team'
+  | 'consent'
+  | 'bundle'
+  | 'break-glass';
+
 /** What the audit entry of a call will say; the call fills in what it learns (pseudonym, detail). */
 export interface Target {
   action: ChartAction;
@@ -31,6 +68,20 @@ export interface Target {
   resourceId?: string | null;
   patientPseudonym?: string | null;
   detail?: AuditEvent['detail'];
+  /** Set when the access relies on break-the-glass: the entry's purpose becomes `emergency`. */
+  purpose?: Purpose;
+}
+
+/** The context an entry is written with: the call's, with the purpose a break-the-glass access implies. */
+const auditCtx = (ctx: AccessContext, t: Target): AccessContext =>
+  t.purpose && t.purpose !== ctx.purpose ? { ...ctx, purpose: t.purpose } : ctx;
+
+/** Facts about one patient for the policy, with its decrypted link. */
+export interface PatientAccess {
+  readonly id: string;
+  readonly link: Link;
+  readonly facts: PatientFacts;
+  readonly decision: Allow;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -43,7 +94,7 @@ export const asCore = (db: Kysely<store.ChartDb>): Kysely<CoreDb> => db as unkno
 
 /** A planned audited read: facts are checked; `fetch` reads with the audit entry; `reveal` decrypts. */
 export interface ReadPlan<T> {
-  readonly query: Omit<store.AuditedQuery, 'practiceId'>;
+  readonly query: Omit<store.AuditedQuery, 'practiceId' | 'actorId'>;
   readonly reveal: (rows: store.AuditedRow[], keys: CallKeys) => T;
 }
 
@@ -58,7 +109,20 @@ export class GateCore {
   readonly clock: () => Date;
   readonly inBatch: boolean;
 
-  constructor(options: { db: Kysely<store.ChartDb>; keyring: Keyring; clock: () => Date; inBatch: boolean }) {
+  /** The policy; `interimDecide` only as the benchmark's baseline. */
+  readonly policy: typeof decide;
+  /** Benchmark baseline: the interim policy's facts (care-team membership only). */
+  readonly interim: boolean;
+
+  constructor(options: {
+    db: Kysely<store.ChartDb>;
+    keyring: Keyring;
+    clock: () => Date;
+    inBatch: boolean;
+    interim?: boolean;
+  }) {
+    this.interim = options.interim ?? false;
+    this.policy = this.interim ? interimDecide : decide;
     this.db = options.db;
     this.keyring = options.keyring;
     this.clock = options.clock;
@@ -76,7 +140,7 @@ export class GateCore {
     try {
       const body = async (tx: store.Tx) => {
         const reveal = await work(tx, t, keys);
-        await append(asCore(tx), ctx, { ...t, outcome: 'success' }, this.clock());
+        await append(asCore(tx), auditCtx(ctx, t), { ...t, outcome: 'success' }, this.clock());
         return reveal();
       };
       // Inside a batch the batch's transaction is used, and the batch audits a failure once.
@@ -104,11 +168,8 @@ export class GateCore {
       const p = await plan(this.db, t);
       const rows = await store.auditedRead(
         this.db,
-        auditRow(ctx, { ...t, outcome: 'success' }, this.clock()),
-        {
-          practiceId: ctx.practiceId,
-          ...p.query,
-        },
+        auditRow(auditCtx(ctx, t), { ...t, outcome: 'success' }, this.clock()),
+        { ...p.query, practiceId: ctx.practiceId, actorId: ctx.actor.id },
       );
       try {
         return p.reveal(rows, keys);
@@ -134,7 +195,7 @@ export class GateCore {
     try {
       await append(
         asCore(this.db),
-        ctx,
+        auditCtx(ctx, t),
         { ...t, outcome: denied ? 'denied' : 'error', reason: failureReason(e) },
         this.clock(),
       );
@@ -146,11 +207,34 @@ export class GateCore {
     return new Failure(toThrow);
   }
 
-  authorize(ctx: AccessContext, t: Target, facts: Facts, action: ChartAction = t.action): void {
-    const d = decide(ctx, action, t.resourceType, facts);
+  /**
+   * Asks the policy; a denial throws (and becomes "not found"). An allow that relies on
+   * break-the-glass, overrides a consent directive or touches a restricted patient says so in
+   * the call's audit entry.
+   */
+  decide(
+    ctx: AccessContext,
+    t: Target,
+    action: Action,
+    resource: Resource,
+    patient: PatientFacts | null,
+  ): Allow {
+    const d = this.policy(this.subject(ctx), action, resource, { patient });
     if (!d.allow) {
       throw new Denied(d.reason);
     }
+    annotate(t, d);
+    return d;
+  }
+
+  /** The policy's view of the caller (cached per context object: contexts are frozen). */
+  subject(ctx: AccessContext): Subject {
+    let s = subjects.get(ctx);
+    if (!s) {
+      s = subjectOf(ctx);
+      subjects.set(ctx, s);
+    }
+    return s;
   }
 
   /** Decides about one patient from facts only; the audit target learns its pseudonym. */
@@ -159,12 +243,25 @@ export class GateCore {
     ctx: AccessContext,
     t: Target,
     patientId: string,
-  ): Promise<{ id: string; link: Link }> {
+    action: Action,
+    resource: Resource,
+  ): Promise<PatientAccess> {
+    const { id, link, facts } = await this.loadPatient(db, ctx, t, patientId);
+    return { id, link, facts, decision: this.decide(ctx, t, action, resource, facts) };
+  }
+
+  /** Loads a patient's facts without deciding (the caller decides, possibly more than once). */
+  async loadPatient(
+    db: store.Tx,
+    ctx: AccessContext,
+    t: Target,
+    patientId: string,
+  ): Promise<{ id: string; link: Link; facts: PatientFacts }> {
     if (!UUID.test(patientId)) {
       t.resourceId = t.resourceId ?? patientId.slice(0, 64);
       throw new Denied('not-found');
     }
-    const f = await store.loadPatientFacts(db, {
+    const f = await (this.interim ? store.loadInterimFacts : store.loadPatientFacts)(db, {
       practiceId: ctx.practiceId,
       patientId,
       actorId: ctx.actor.id,
@@ -175,9 +272,24 @@ export class GateCore {
       throw new Denied('not-found');
     }
     const link = this.link(f.link, f.id);
+    // The entry names the patient by pseudonym only, never by id.
     t.patientPseudonym = link.pseudonym;
-    this.authorize(ctx, t, { patientInPractice: true, onCareTeam: f.on_team });
-    return { id: f.id, link };
+    return { id: f.id, link, facts: this.factsOf(ctx, f) };
+  }
+
+  /** Policy facts from a facts row (consent directives are decrypted here; no health data). */
+  factsOf(ctx: AccessContext, f: store.PatientFactsRow): PatientFacts {
+    return {
+      restricted: f.restricted,
+      onTeam: f.on_team,
+      breakGlass: f.grant_id,
+      consent: f.consent ? this.openConsent(f.id, f.consent_version ?? 0, f.consent) : null,
+      self: ctx.actor.kind === 'patient' && ctx.actor.id === f.id,
+    };
+  }
+
+  openConsent(patientId: string, version: number, blob: Buffer): Consent {
+    return JSON.parse(this.keyring.openLink(consentAt(patientId, version), blob).toString('utf8')) as Consent;
   }
 
   /** The current identity row of a patient the caller may write to (update paths). */
@@ -187,7 +299,10 @@ export class GateCore {
     t: Target,
     patientId: string,
   ): Promise<store.PatientHead> {
-    await this.patientFacts(tx, ctx, t, patientId);
+    const p = await this.loadPatient(tx, ctx, t, patientId);
+    for (const section of IDENTITY_SECTIONS) {
+      this.decide(ctx, t, 'write', { kind: 'section', section }, p.facts);
+    }
     const [head] = await store.loadPatientHeads(tx, {
       practiceId: ctx.practiceId,
       patientIds: [patientId],
@@ -201,12 +316,16 @@ export class GateCore {
   }
 
   /** Decides about one record through its patient (pseudonym -> keyed index -> link). */
-  async recordFacts(db: store.Tx, ctx: AccessContext, t: Target, recordId: string) {
+  async recordFacts(db: store.Tx, ctx: AccessContext, t: Target, recordId: string, action: Action) {
     if (!UUID.test(recordId)) {
       t.resourceId = recordId.slice(0, 64);
       throw new Denied('not-found');
     }
-    const head = await store.loadRecordHead(db, { practiceId: ctx.practiceId, recordId });
+    const head = await store.loadRecordHead(db, {
+      practiceId: ctx.practiceId,
+      recordId,
+      actorId: ctx.actor.id,
+    });
     if (!head) {
       throw new Denied('not-found');
     }
@@ -219,8 +338,10 @@ export class GateCore {
     if (!patientId) {
       throw new Denied('not-found');
     }
-    const { link } = await this.patientFacts(db, ctx, { ...t }, patientId);
-    return { ...head, link };
+    const p = await this.loadPatient(db, ctx, { ...t }, patientId);
+    const record = recordFactsOf(head);
+    const decision = this.decide(ctx, t, action, { kind: 'record', record }, p.facts);
+    return { ...head, link: p.link, patientId: p.id, facts: p.facts, record, decision };
   }
 
   /** Advances `current_version` only if it still equals `expected` (optimistic concurrency). */
@@ -270,6 +391,111 @@ export class GateCore {
       hash: this.keyring.blindIndex(x.kind, x.value),
     }));
   }
+}
+
+const subjects = new WeakMap<AccessContext, Subject>();
+
+export const consentAt = (patientId: string, version: number) => ({
+  table: 'patient_consents',
+  column: 'body',
+  row: patientId,
+  version,
+});
+
+/** Records in the audit entry what an allow relied on (ids and flags only). */
+function annotate(t: Target, d: Allow): void {
+  if (d.grantId === null && !d.consentOverride && !d.restricted) {
+    return;
+  }
+  const extra: Record<string, string | boolean> = {};
+  if (d.grantId !== null) {
+    extra.breakGlass = d.grantId;
+    t.purpose = 'emergency';
+  }
+  if (d.consentOverride) {
+    extra.consentOverride = true;
+  }
+  if (d.restricted) {
+    extra.restrictedPatient = true;
+  }
+  t.detail = { ...(t.detail ?? {}), ...extra };
+}
+
+/** Policy facts of a record from its head row or an audited row. */
+export function recordFactsOf(r: {
+  kind: string | null;
+  sensitivity: string | null;
+  author_id: string | null;
+  categories: string[] | null;
+  released_at?: Date | null;
+  released?: boolean | null;
+  shared: boolean | null;
+}): RecordFacts {
+  return {
+    section: r.kind as RecordFacts['section'],
+    sensitivity: (r.sensitivity ?? 'normal') as PolicySensitivity,
+    authorId: r.author_id ?? '',
+    sharedWithSubject: r.shared ?? false,
+    categories: r.categories ?? [],
+    released: r.released ?? (r.released_at !== undefined && r.released_at !== null),
+  };
+}
+
+/** The identity fields a view shows (demographics and contact sections), absent otherwise. */
+export function projectIdentity(identity: PatientIdentity, view: View): PatientIdentity {
+  const d = view.demographics;
+  const c = view.contact;
+  if (d === ALL && c === ALL) {
+    return identity;
+  }
+  const fields: string[] = [];
+  for (const [section, f] of [
+    ['demographics', d],
+    ['contact', c],
+  ] as const) {
+    if (f !== undefined) {
+      fields.push(...(f === ALL ? IDENTITY_FIELDS[section] : (f as readonly string[])));
+    }
+  }
+  return project(identity, fields) as PatientIdentity;
+}
+
+/** A record with only the body fields the subject may see. */
+export function projectRecord(r: ClinicalRecord, fields: Fields): ClinicalRecord {
+  return fields === ALL ? r : { ...r, body: project(r.body as object, fields) as ClinicalRecord['body'] };
+}
+
+/**
+ * Decrypts the record rows of an audited read that the subject may see, each with only its
+ * visible fields; the others are never decrypted. The policy decides per record (sensitivity,
+ * author, shares, consent categories, release).
+ */
+export function visibleRecords(
+  g: GateCore,
+  ctx: AccessContext,
+  rows: readonly store.AuditedRow[],
+  facts: PatientFacts,
+  action: 'read' | 'export',
+  keys: CallKeys,
+): ClinicalRecord[] {
+  const subject = g.subject(ctx);
+  const wk = wrappedKeys(rows);
+  const out: ClinicalRecord[] = [];
+  for (const r of rows) {
+    if (r.part !== 'record') {
+      continue;
+    }
+    const record = recordFactsOf(r);
+    const d = g.policy(subject, action, { kind: 'record', record }, { patient: facts });
+    if (!d.allow) {
+      continue;
+    }
+    const fields = d.view[record.section];
+    if (fields !== undefined) {
+      out.push(projectRecord(openRecordRow(keys, wk, r), fields));
+    }
+  }
+  return out;
 }
 
 /** Wraps what a failed call throws, so the outer handler does not audit it twice. */

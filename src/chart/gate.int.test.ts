@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestCustos, skipReason, type TestCustos } from '../../test/support/db.ts';
-import { condition, identity, note, system, user } from '../../test/support/fixtures.ts';
+import { condition, identity, note, staffRow, system, user } from '../../test/support/fixtures.ts';
 import { isCustosError } from '../errors.ts';
 
 const skip = skipReason();
@@ -62,6 +62,7 @@ describe.skipIf(skip)('the gate', () => {
     expect(JSON.stringify(created.entry)).not.toContain(patientId);
 
     const rec = await c.chart.createRecord(alice, patientId, note());
+    const bob = await staffRow(c.database.db, c.practiceId, 'bob', ['nurse']);
     const calls: [string, () => Promise<unknown>, string][] = [
       ['readPatient', () => c.chart.readPatient(alice, patientId), 'read'],
       ['patientHistory', () => c.chart.patientHistory(alice, patientId), 'history'],
@@ -85,7 +86,7 @@ describe.skipIf(skip)('the gate', () => {
       ],
       ['listRecords', () => c.chart.listRecords(alice, patientId, 'note'), 'list'],
       ['readChart', () => c.chart.readChart(alice, patientId), 'read'],
-      ['addCareTeamMember', () => c.chart.addCareTeamMember(alice, patientId, 'bob'), 'care-team'],
+      ['addCareTeamMember', () => c.chart.addCareTeamMember(alice, patientId, bob), 'care-team'],
     ];
     for (const [name, call, action] of calls) {
       const { result, entry } = await oneEntry(call);
@@ -116,7 +117,6 @@ describe.skipIf(skip)('the gate', () => {
       ['listRecords', () => c.chart.listRecords(mallory, patientId)],
       ['readChart', () => c.chart.readChart(mallory, patientId)],
       ['addCareTeamMember', () => c.chart.addCareTeamMember(mallory, patientId, 'mallory')],
-      ['createPatient', () => c.chart.createPatient(mallory, identity())],
     ];
     for (const [name, call] of denied) {
       const { result, entry } = await oneEntry(call);
@@ -129,6 +129,12 @@ describe.skipIf(skip)('the gate', () => {
         reason: 'no-relationship',
       });
     }
+    // An administrator has no grant to register patients.
+    const adminCreate = await oneEntry(() =>
+      c.chart.createPatient(user(c.practiceId, 'mallory', 'admin'), identity()),
+    );
+    expect(adminCreate.result.ok).toBe(false);
+    expect(adminCreate.entry).toMatchObject({ outcome: 'denied', actor_id: 'mallory', reason: 'no-grant' });
     // A search by someone off the team returns nothing, exactly as if nobody matched.
     const search = await oneEntry(() => c.chart.searchPatients(mallory, { familyPrefix: 'Synth' }));
     expect(search.result).toEqual({ ok: true, value: [] });
@@ -242,7 +248,7 @@ describe.skipIf(skip)('the gate', () => {
   it('returns nothing and writes nothing when the audit insert fails', async () => {
     const sys = system(c.practiceId);
     const { id } = await c.chart.createPatient(sys, identity(), { careTeam: ['alice'] });
-    const db = c.database.db;
+    const db = c.database.owner;
     const counts = async () =>
       (
         await sql<{ t: string; n: string }>`
@@ -277,7 +283,7 @@ describe.skipIf(skip)('the gate', () => {
   });
 
   it('refuses to update or delete audit entries in the database itself', async () => {
-    const db = c.database.db;
+    const db = c.database.owner;
     await expect(sql`UPDATE audit_entries SET outcome = 'success'`.execute(db)).rejects.toThrow(
       /append-only/,
     );

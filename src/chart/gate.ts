@@ -5,6 +5,7 @@ import type { AuditEvent } from '../audit/entry.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { CoreDb } from '../db/schema.ts';
 import { notFound } from '../errors.ts';
+import * as access from './access.service.ts';
 import type * as store from './chart.store.ts';
 import { asCore, Denied, failureReason, GateCore, type Target } from './gate-core.ts';
 import type { ClinicalRecord, NewRecord, Patient, RecordKind } from './model.ts';
@@ -17,6 +18,11 @@ export interface ChartOptions {
   readonly keyring: Keyring;
   /** The only thing tests may fake. */
   readonly clock?: () => Date;
+  /**
+   * Benchmarks only: the gate as it was with the interim policy (`src/access/interim.ts`) and
+   * its smaller facts query, as the baseline the full policy is measured against.
+   */
+  readonly baseline?: 'interim-policy';
 }
 
 /**
@@ -40,11 +46,19 @@ export class Chart {
       keyring: options.keyring,
       clock: options.clock ?? (() => new Date()),
       inBatch: transaction !== undefined,
+      interim: options.baseline === 'interim-policy',
     });
   }
 
-  /** Registers a patient; `careTeam` user ids join its care team from now on. */
-  createPatient(ctx: AccessContext, identity: unknown, options: { careTeam?: readonly string[] } = {}) {
+  /**
+   * Registers a patient; `careTeam` user ids join its care team from now on (a clinician or nurse
+   * who registers a patient joins it too); `restricted` flags a staff member or public figure.
+   */
+  createPatient(
+    ctx: AccessContext,
+    identity: unknown,
+    options: { careTeam?: readonly string[]; restricted?: boolean } = {},
+  ) {
     return patients.createPatient(this.#core, ctx, identity, options);
   }
 
@@ -72,9 +86,54 @@ export class Chart {
     return patients.searchPatients(this.#core, ctx, query);
   }
 
-  /** Adds a user to a patient's care team (a system actor or a current member may). */
-  addCareTeamMember(ctx: AccessContext, patientId: string, userId: string, options: { endsAt?: Date } = {}) {
-    return patients.addCareTeamMember(this.#core, ctx, patientId, userId, options.endsAt);
+  /** Adds a user to a patient's care team (a clinician on the team, or front desk at intake). */
+  addCareTeamMember(
+    ctx: AccessContext,
+    patientId: string,
+    userId: string,
+    period: { startsAt?: Date; endsAt?: Date } = {},
+  ) {
+    return patients.addCareTeamMember(this.#core, ctx, patientId, userId, period);
+  }
+
+  /** Ends a user's care-team membership now (the history stays). */
+  endCareTeamMember(ctx: AccessContext, patientId: string, userId: string) {
+    return patients.endCareTeamMember(this.#core, ctx, patientId, userId);
+  }
+
+  /** Past and present care-team memberships of a patient. */
+  listCareTeam(ctx: AccessContext, patientId: string) {
+    return patients.listCareTeam(this.#core, ctx, patientId);
+  }
+
+  /** The patient's consent directives (version 0 and none when never recorded). */
+  readConsent(ctx: AccessContext, patientId: string) {
+    return access.readConsent(this.#core, ctx, patientId);
+  }
+
+  /** Replaces the consent directives; `expectedVersion` is the version read (0 for none). */
+  setConsent(ctx: AccessContext, patientId: string, expectedVersion: number, directives: unknown) {
+    return access.setConsent(this.#core, ctx, patientId, expectedVersion, directives);
+  }
+
+  /** Flags a patient restricted (explicit care-team membership needed for every role) or not. */
+  setRestricted(ctx: AccessContext, patientId: string, restricted: boolean) {
+    return access.setRestricted(this.#core, ctx, patientId, restricted);
+  }
+
+  /** The author shares a psychotherapy note with a colleague (read only), or stops sharing. */
+  shareRecord(ctx: AccessContext, recordId: string, userId: string, shared = true) {
+    return access.shareRecord(this.#core, ctx, recordId, userId, shared);
+  }
+
+  /** Releases a record to the patient portal, or withdraws it. */
+  releaseRecord(ctx: AccessContext, recordId: string, released = true) {
+    return access.releaseRecord(this.#core, ctx, recordId, released);
+  }
+
+  /** Emergency access to one patient for a limited time (the caller has re-authenticated). */
+  requestBreakGlass(ctx: AccessContext, patientId: string, request: unknown) {
+    return access.requestBreakGlass(this.#core, ctx, patientId, request);
   }
 
   createRecord<K extends RecordKind>(ctx: AccessContext, patientId: string, input: NewRecord<K>) {
@@ -125,7 +184,7 @@ export class Chart {
    */
   patientPseudonym(ctx: AccessContext, patientId: string): Promise<string> {
     return this.#core.call(ctx, { action: 'report', resourceType: 'patient' }, async (tx, t) => {
-      const { link } = await this.#core.patientFacts(tx, ctx, t, patientId);
+      const { link } = await this.#core.patientFacts(tx, ctx, t, patientId, 'report', { kind: 'patient' });
       return () => link.pseudonym;
     });
   }
@@ -147,7 +206,7 @@ export class Chart {
     const t: Target = { action: target.action, resourceType: 'bundle' };
     try {
       return await core.db.transaction().execute(async (tx) => {
-        core.authorize(ctx, t, { patientInPractice: false, onCareTeam: false });
+        core.decide(ctx, t, 'import', { kind: 'practice' }, null);
         const result = await fn(new Chart(this.#options, tx));
         await append(
           asCore(tx),

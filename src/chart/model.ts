@@ -197,6 +197,8 @@ export interface NewRecord<K extends RecordKind = RecordKind> {
   readonly kind: K;
   readonly body: RecordBody<K>;
   readonly sensitivity?: Sensitivity;
+  /** Consent categories beyond those derived from codes (e.g. a note about substance use). */
+  readonly categories?: readonly string[];
   /** Author of the record (a user id); defaults to the acting user. */
   readonly authorId?: string;
 }

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import type { AccessContext } from '../access/context.ts';
+import type { Allow, View } from '../access/policy.ts';
 import { validationError } from '../errors.ts';
 import * as store from './chart.store.ts';
 import { type Link, linkAt, newDataKey, newPseudonym, patientBodyAt, sealJson } from './cipher.ts';
-import { type GateCore, openIdentityRow, wrappedKeys } from './gate-core.ts';
+import { type GateCore, openIdentityRow, projectIdentity, wrappedKeys } from './gate-core.ts';
 import { type Patient, parseIdentity } from './model.ts';
 import { type PatientQuery, queryTerms } from './search-terms.ts';
 
@@ -16,11 +18,11 @@ export async function createPatient(
   g: GateCore,
   ctx: AccessContext,
   input: unknown,
-  options: { careTeam?: readonly string[] },
+  options: { careTeam?: readonly string[]; restricted?: boolean },
 ): Promise<{ id: string; version: number }> {
   return g.call(ctx, { action: 'create', resourceType: 'patient' }, async (tx, t) => {
     const identity = parseIdentity(input);
-    g.authorize(ctx, t, { patientInPractice: false, onCareTeam: false });
+    g.decide(ctx, t, 'create-patient', { kind: 'practice' }, null);
     const now = g.clock();
     const id = randomUUID();
     const pseudonym = newPseudonym();
@@ -47,6 +49,7 @@ export async function createPatient(
         .insertInto('patient_versions')
         .values({
           patient_id: id,
+          practice_id: ctx.practiceId,
           version: 1,
           body: sealJson(dek, identityKeyId, patientBodyAt(id, 1), identity),
           created_at: now,
@@ -67,7 +70,28 @@ export async function createPatient(
       dek.fill(0);
     }
     await store.replaceIndex(tx, { practiceId: ctx.practiceId, patientId: id, rows: g.indexRows(identity) });
-    const team = options.careTeam ?? [];
+    // A clinician or nurse who registers a patient joins the care team; front desk names members.
+    const subject = g.subject(ctx);
+    const team = [
+      ...new Set([
+        ...(options.careTeam ?? []),
+        ...(subject.kind === 'user' && subject.roles.some((r) => r === 'clinician' || r === 'nurse')
+          ? [ctx.actor.id]
+          : []),
+      ]),
+    ];
+    if (ctx.actor.kind === 'user') {
+      await assertStaff(tx, ctx.practiceId, team, 'careTeam');
+    }
+    if (options.restricted) {
+      await tx.updateTable('patients').set({ restricted: true }).where('id', '=', id).execute();
+    }
+    if (team.length > 0 || options.restricted) {
+      t.detail = {
+        ...(team.length > 0 ? { careTeam: team } : {}),
+        ...(options.restricted ? { restrictedPatient: true } : {}),
+      };
+    }
     if (team.length > 0) {
       await tx
         .insertInto('care_team')
@@ -94,12 +118,14 @@ export async function readPatient(
   allVersions: boolean,
 ): Promise<Patient[]> {
   return g.read(ctx, { action: allVersions ? 'history' : 'read', resourceType: 'patient' }, async (db, t) => {
-    const p = await g.patientFacts(db, ctx, t, patientId);
+    const p = await g.patientFacts(db, ctx, t, patientId, 'read', { kind: 'patient' });
     return {
       query: { identity: { patientIds: [p.id], allVersions }, keyIds: [p.link.identityKeyId] },
       reveal: (rows, keys) => {
         const wk = wrappedKeys(rows);
-        return rows.filter((r) => r.part === 'identity').map((r) => openIdentityRow(keys, wk, r));
+        return rows
+          .filter((r) => r.part === 'identity')
+          .map((r) => withIdentity(openIdentityRow(keys, wk, r), p.decision.view));
       },
     };
   });
@@ -121,6 +147,7 @@ export async function updatePatient(
       .insertInto('patient_versions')
       .values({
         patient_id: head.id,
+        practice_id: ctx.practiceId,
         version,
         body: sealJson(
           keys.key(head.keyId, head.wrappedKey),
@@ -182,7 +209,8 @@ function parseQuery(input: unknown): z.infer<typeof Query> {
 export async function searchPatients(g: GateCore, ctx: AccessContext, input: unknown): Promise<Patient[]> {
   return g.read(ctx, { action: 'search', resourceType: 'patient' }, async (db, t) => {
     const q = parseQuery(input);
-    g.authorize(ctx, t, { patientInPractice: false, onCareTeam: false });
+    g.decide(ctx, t, 'search', { kind: 'practice' }, null);
+    const subject = g.subject(ctx);
     const { terms, recheck } = queryTerms(q);
     const candidates = await store.searchIndex(db, {
       practiceId: ctx.practiceId,
@@ -191,13 +219,21 @@ export async function searchPatients(g: GateCore, ctx: AccessContext, input: unk
       actorId: ctx.actor.id,
       now: g.clock(),
     });
+    // Each candidate is decided as a read of that patient's identity: results, counts and
+    // "no results" show only patients the caller may see.
     const visible = candidates
-      .filter((c) => ctx.actor.kind === 'system' || c.on_team)
-      .map((c) => ({ id: c.id, link: g.link(c.link, c.id) }))
+      .map((c) => ({ c, d: g.policy(subject, 'read', { kind: 'patient' }, { patient: g.factsOf(ctx, c) }) }))
+      .filter((x): x is { c: store.PatientFactsRow; d: Allow } => x.d.allow)
+      .map(({ c, d }) => ({ id: c.id, link: g.link(c.link, c.id), view: d.view, restricted: d.restricted }))
       .sort((a, b) => (a.id < b.id ? -1 : 1));
+    const views = new Map(visible.map((v) => [v.id, v.view]));
     // The entry names every patient whose identity this search decrypts (the candidates, more
     // than the matches only when a long prefix needs rechecking); decryption comes after it.
-    t.detail = { count: visible.length, pseudonyms: visible.map((v) => v.link.pseudonym) };
+    t.detail = {
+      count: visible.length,
+      pseudonyms: visible.map((v) => v.link.pseudonym),
+      ...(visible.some((v) => v.restricted) ? { restrictedPatient: true } : {}),
+    };
     return {
       query: {
         identity: { patientIds: visible.map((v) => v.id) },
@@ -209,6 +245,7 @@ export async function searchPatients(g: GateCore, ctx: AccessContext, input: unk
           .filter((r) => r.part === 'identity')
           .map((r) => openIdentityRow(keys, wk, r))
           .filter((p) => recheck(p.identity))
+          .map((p) => withIdentity(p, views.get(p.id) ?? {}))
           .sort((a, b) => (a.id < b.id ? -1 : 1))
           .slice(0, q.limit);
       },
@@ -216,27 +253,146 @@ export async function searchPatients(g: GateCore, ctx: AccessContext, input: unk
   });
 }
 
+/** Adds a user to a patient's care team from `startsAt` (default now) until `endsAt` (open). */
 export async function addCareTeamMember(
   g: GateCore,
   ctx: AccessContext,
   patientId: string,
   userId: string,
-  endsAt: Date | undefined,
+  period: { startsAt?: Date | undefined; endsAt?: Date | undefined },
 ): Promise<void> {
   return g.call(ctx, { action: 'care-team', resourceType: 'care-team' }, async (tx, t) => {
-    const p = await g.patientFacts(tx, ctx, t, patientId);
-    t.detail = { userId };
+    const p = await g.patientFacts(tx, ctx, t, patientId, 'care-team', { kind: 'patient' });
+    await assertStaff(tx, ctx.practiceId, [userId], 'userId');
+    const now = g.clock();
+    const startsAt = period.startsAt ?? now;
+    if (period.endsAt && period.endsAt.getTime() <= startsAt.getTime()) {
+      throw validationError('endsAt', 'must be after startsAt');
+    }
+    t.detail = {
+      ...(t.detail ?? {}),
+      change: 'added',
+      userId,
+      startsAt: startsAt.toISOString(),
+      ...(period.endsAt ? { endsAt: period.endsAt.toISOString() } : {}),
+    };
     await tx
       .insertInto('care_team')
       .values({
         practice_id: ctx.practiceId,
         patient_id: p.id,
         user_id: userId,
-        starts_at: g.clock(),
-        ends_at: endsAt ?? null,
+        starts_at: startsAt,
+        ends_at: period.endsAt ?? null,
         added_by: ctx.actor.id,
       })
       .execute();
     return () => undefined;
   });
+}
+
+/** Ends a user's current (and future) care-team membership of a patient now. */
+export async function endCareTeamMember(
+  g: GateCore,
+  ctx: AccessContext,
+  patientId: string,
+  userId: string,
+): Promise<{ ended: number }> {
+  return g.call(ctx, { action: 'care-team', resourceType: 'care-team' }, async (tx, t) => {
+    const p = await g.patientFacts(tx, ctx, t, patientId, 'care-team', { kind: 'patient' });
+    const now = g.clock();
+    t.detail = { ...(t.detail ?? {}), change: 'ended', userId };
+    const r = await tx
+      .updateTable('care_team')
+      .set({ ends_at: now, ended_by: ctx.actor.id })
+      .where('patient_id', '=', p.id)
+      .where('user_id', '=', userId)
+      .where((eb) => eb.or([eb('ends_at', 'is', null), eb('ends_at', '>', now)]))
+      .executeTakeFirst();
+    const ended = Number(r.numUpdatedRows);
+    if (ended === 0) {
+      throw validationError('userId', 'is not a current member of this care team');
+    }
+    return () => ({ ended });
+  });
+}
+
+export interface CareTeamMember {
+  readonly userId: string;
+  readonly username: string;
+  readonly roles: readonly string[];
+  readonly startsAt: Date;
+  readonly endsAt: Date | null;
+  readonly addedBy: string;
+  readonly endedBy: string | null;
+  readonly current: boolean;
+}
+
+/** The care team of a patient, past and present memberships (who may see the chart, and when). */
+export async function listCareTeam(
+  g: GateCore,
+  ctx: AccessContext,
+  patientId: string,
+): Promise<CareTeamMember[]> {
+  return g.call(ctx, { action: 'list', resourceType: 'care-team' }, async (tx, t) => {
+    const p = await g.patientFacts(tx, ctx, t, patientId, 'read', { kind: 'patient' });
+    const rows = await tx
+      .selectFrom('care_team as ct')
+      .leftJoin('users as u', (j) => j.on(sql<boolean>`u.id::text = ct.user_id`))
+      .select([
+        'ct.user_id',
+        'u.username',
+        'u.roles',
+        'ct.starts_at',
+        'ct.ends_at',
+        'ct.added_by',
+        'ct.ended_by',
+      ])
+      .where('ct.patient_id', '=', p.id)
+      .orderBy('ct.starts_at')
+      .execute();
+    const now = g.clock().getTime();
+    return () =>
+      rows.map((r) => ({
+        userId: r.user_id,
+        username: r.username ?? '',
+        roles: r.roles ?? [],
+        startsAt: r.starts_at,
+        endsAt: r.ends_at,
+        addedBy: r.added_by,
+        endedBy: r.ended_by,
+        current: r.starts_at.getTime() <= now && (r.ends_at === null || r.ends_at.getTime() > now),
+      }));
+  });
+}
+
+/** Every id must be an active staff account of the practice (else a 400 naming the field). */
+export async function assertStaff(
+  tx: store.Tx,
+  practiceId: string,
+  ids: readonly string[],
+  field: string,
+): Promise<void> {
+  if (ids.length === 0) {
+    return;
+  }
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  if (!ids.every((id) => UUID.test(id))) {
+    throw validationError(field, 'must name user ids of this practice');
+  }
+  const found = await tx
+    .selectFrom('users')
+    .select('id')
+    .where('practice_id', '=', practiceId)
+    .where('status', '=', 'active')
+    .where('id', 'in', ids)
+    .execute();
+  if (found.length !== new Set(ids).size) {
+    throw validationError(field, 'must name active user accounts of this practice');
+  }
+}
+
+/** A patient with only the identity fields the view shows. */
+function withIdentity(p: Patient, view: View): Patient {
+  return { ...p, identity: projectIdentity(p.identity, view) };
 }

@@ -1,9 +1,20 @@
 import { randomUUID } from 'node:crypto';
+import { categoriesOf } from '../access/categories.ts';
 import type { AccessContext } from '../access/context.ts';
+import { CONSENT_CATEGORIES } from '../access/policy.ts';
 import { validationError } from '../errors.ts';
 import * as store from './chart.store.ts';
 import { recordBodyAt, sealJson } from './cipher.ts';
-import { Denied, type GateCore, openIdentityRow, openRecordRow, wrappedKeys } from './gate-core.ts';
+import {
+  Denied,
+  type GateCore,
+  openIdentityRow,
+  openRecordRow,
+  projectIdentity,
+  projectRecord,
+  visibleRecords,
+  wrappedKeys,
+} from './gate-core.ts';
 import {
   type ClinicalRecord,
   type NewRecord,
@@ -23,6 +34,16 @@ export function parseKind(kind: unknown): RecordKind {
   return kind as RecordKind;
 }
 
+export function parseCategories(input: unknown): string[] {
+  if (input === undefined) {
+    return [];
+  }
+  if (!Array.isArray(input) || !input.every((c) => (CONSENT_CATEGORIES as readonly unknown[]).includes(c))) {
+    throw validationError('categories', `must be a list of ${CONSENT_CATEGORIES.join(', ')}`);
+  }
+  return input as string[];
+}
+
 export async function createRecord(
   g: GateCore,
   ctx: AccessContext,
@@ -36,7 +57,12 @@ export async function createRecord(
     if (!sensitivity.success) {
       throw validationError('sensitivity', 'must be one of normal, restricted, psychotherapy');
     }
-    const { link } = await g.patientFacts(tx, ctx, t, patientId);
+    const explicit = parseCategories(input.categories);
+    const { link } = await g.patientFacts(tx, ctx, t, patientId, 'write', {
+      kind: 'section',
+      section: kind,
+      sensitivity: sensitivity.data,
+    });
     const id = randomUUID();
     t.resourceId = id;
     const now = g.clock();
@@ -49,6 +75,7 @@ export async function createRecord(
         pseudonym: link.pseudonym,
         kind,
         sensitivity: sensitivity.data,
+        categories: categoriesOf(kind, body, explicit),
         author_id: input.authorId ?? ctx.actor.id,
         status: 'active',
         current_version: 1,
@@ -60,6 +87,7 @@ export async function createRecord(
       .insertInto('record_versions')
       .values({
         record_id: id,
+        practice_id: ctx.practiceId,
         version: 1,
         body: sealJson(keys.key(link.clinicalKeyId, wrapped), link.clinicalKeyId, recordBodyAt(id, 1), body),
         created_at: now,
@@ -81,12 +109,15 @@ export async function readRecord(
     ctx,
     { action: allVersions ? 'history' : 'read', resourceType: 'record', resourceId: recordId },
     async (db, t) => {
-      const { link } = await g.recordFacts(db, ctx, t, recordId);
+      const { link, decision, record } = await g.recordFacts(db, ctx, t, recordId, 'read');
+      const fields = decision.view[record.section] ?? [];
       return {
         query: { records: { recordId, allVersions }, keyIds: [link.clinicalKeyId] },
         reveal: (rows, keys) => {
           const wk = wrappedKeys(rows);
-          const found = rows.filter((r) => r.part === 'record').map((r) => openRecordRow(keys, wk, r));
+          const found = rows
+            .filter((r) => r.part === 'record')
+            .map((r) => projectRecord(openRecordRow(keys, wk, r), fields));
           if (found.length === 0) {
             throw new Denied('not-found');
           }
@@ -107,8 +138,12 @@ export async function updateRecord(
     ctx,
     { action: 'update', resourceType: 'record', resourceId: recordId },
     async (tx, t, keys) => {
-      const head = await g.recordFacts(tx, ctx, t, recordId);
-      const body = parseBody(parseKind(head.kind), input.body);
+      const head = await g.recordFacts(tx, ctx, t, recordId, 'write');
+      const kind = parseKind(head.kind);
+      const body = parseBody(kind, input.body);
+      if (input.status !== undefined && input.status !== 'active' && input.status !== 'entered-in-error') {
+        throw validationError('status', 'must be active or entered-in-error');
+      }
       const [current] = await store.loadRecords(tx, { practiceId: ctx.practiceId, recordId });
       if (!current) {
         throw new Denied('not-found');
@@ -117,13 +152,19 @@ export async function updateRecord(
       const now = g.clock();
       await tx
         .updateTable('records')
-        .set({ updated_at: now, ...(input.status ? { status: input.status } : {}) })
+        .set({
+          updated_at: now,
+          // Explicit categories stay; derived ones follow the new body.
+          categories: categoriesOf(kind, body, head.categories),
+          ...(input.status ? { status: input.status } : {}),
+        })
         .where('id', '=', recordId)
         .execute();
       await tx
         .insertInto('record_versions')
         .values({
           record_id: recordId,
+          practice_id: ctx.practiceId,
           version,
           body: sealJson(
             keys.key(current.keyId, current.wrappedKey),
@@ -148,19 +189,23 @@ export async function listRecords(
 ): Promise<ClinicalRecord[]> {
   return g.read(ctx, { action: 'list', resourceType: 'record' }, async (db, t) => {
     const k = kind === undefined ? undefined : parseKind(kind);
-    const { link } = await g.patientFacts(db, ctx, t, patientId);
     if (k) {
       t.detail = { kind: k };
     }
+    const p = await g.patientFacts(
+      db,
+      ctx,
+      t,
+      patientId,
+      'read',
+      k ? { kind: 'section', section: k } : { kind: 'chart' },
+    );
     return {
       query: {
-        records: { pseudonym: link.pseudonym, ...(k ? { kind: k } : {}) },
-        keyIds: [link.clinicalKeyId],
+        records: { pseudonym: p.link.pseudonym, ...(k ? { kind: k } : {}) },
+        keyIds: [p.link.clinicalKeyId],
       },
-      reveal: (rows, keys) => {
-        const wk = wrappedKeys(rows);
-        return rows.filter((r) => r.part === 'record').map((r) => openRecordRow(keys, wk, r));
-      },
+      reveal: (rows, keys) => visibleRecords(g, ctx, rows, p.facts, 'read', keys),
     };
   });
 }
@@ -173,7 +218,9 @@ export async function readChart(
   action: 'read' | 'export',
 ): Promise<{ patient: Patient; records: ClinicalRecord[] }> {
   return g.read(ctx, { action, resourceType: 'chart' }, async (db, t) => {
-    const p = await g.patientFacts(db, ctx, t, patientId);
+    const p = await g.patientFacts(db, ctx, t, patientId, action, { kind: 'chart' });
+    const identityVisible =
+      p.decision.view.demographics !== undefined || p.decision.view.contact !== undefined;
     return {
       query: {
         identity: { patientIds: [p.id] },
@@ -186,9 +233,15 @@ export async function readChart(
         if (!identity) {
           throw new Denied('not-found');
         }
+        const patient = openIdentityRow(keys, wk, identity);
         return {
-          patient: openIdentityRow(keys, wk, identity),
-          records: rows.filter((r) => r.part === 'record').map((r) => openRecordRow(keys, wk, r)),
+          patient: {
+            ...patient,
+            identity: identityVisible
+              ? projectIdentity(patient.identity, p.decision.view)
+              : ({} as Patient['identity']),
+          },
+          records: visibleRecords(g, ctx, rows, p.facts, action, keys),
         };
       },
     };

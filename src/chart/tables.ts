@@ -35,6 +35,7 @@ export type ChartTables = {
   };
   patient_versions: {
     patient_id: string;
+    practice_id: string;
     version: number;
     /** Identity (names, birth date, contact details, identifiers), sealed under the patient's identity key reference. */
     body: Buffer;
@@ -73,6 +74,7 @@ export type ChartTables = {
   };
   record_versions: {
     record_id: string;
+    practice_id: string;
     version: number;
     body: Buffer;
     created_at: Date;

@@ -22,6 +22,9 @@ Commands:
                             manage accounts (reset prints a new enrollment link)
   guard blocks [--lift ADDRESS]
                             list blocked client addresses, or lift a block
+  review [--json]           disable dormant accounts, then list every account for the access review
+  review certify|revoke NAME --by OFFICER [--comment TEXT]
+                            record the privacy officer's decision (revoke disables the account)
   migrate                   apply pending database migrations and report them
   import FILE               load a FHIR R4 Bundle (JSON) in one transaction; prints counts and new ids as JSON
   export --patient ID       write one patient's records as a FHIR R4 Bundle to stdout
@@ -90,6 +93,7 @@ const commands: Record<string, Command> = {
   serve: lazy(() => import('./serve.ts'), 'serve'),
   user: lazy(() => import('./user.ts'), 'user'),
   guard: lazy(() => import('./user.ts'), 'guard'),
+  review: lazy(() => import('./review.ts'), 'review'),
 
   async migrate(args, config, io) {
     parseOptions(args, {});

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { systemContext } from '../access/context.ts';
+import { startDormantSweep } from '../access/reviews.ts';
 import { openCustos } from '../app/custos.ts';
 import { fileMirror, SealerService } from '../audit/sealer.ts';
 import type { Config } from '../config/config.ts';
@@ -78,6 +79,13 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
   });
   await app.listen({ host: config.host, port: config.port });
   sealer.start();
+  const sweep = startDormantSweep({
+    reviews: services.reviews,
+    context: () =>
+      systemContext({ practiceId: custos.practiceId, purpose: 'operations', requestId: randomUUID() }),
+    clock: services.clock,
+    log: (line) => io.stdout.write(`${new Date().toISOString()} ${line}\n`),
+  });
   io.stdout.write(`custos: serving https://${config.host}:${config.port} (API docs at /api/docs)\n`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -85,6 +93,7 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
     process.once('SIGTERM', stop);
   });
   io.stdout.write('custos: stopping\n');
+  await sweep.stop();
   await sealer.stop();
   await app.close();
   await custos.close();

@@ -4,6 +4,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { CustosError } from '../errors.ts';
+import { APP_ROLE, PRACTICE_SETTING, practiceIdOf } from './practice-scope.ts';
 import type { CoreDb } from './schema.ts';
 
 // int8 (audit sequence numbers, counts) stays a string: JavaScript numbers lose precision past 2^53.
@@ -11,10 +12,28 @@ import type { CoreDb } from './schema.ts';
 
 export type Engine = 'pglite' | 'postgres';
 
-/** An open database: the Kysely handle, which engine it is, and how to close it. */
+/**
+ * An open database with two handles over the same connections (practice isolation, migration 008):
+ *
+ * - `db`, the application's: every statement runs as the role `custos_app` with
+ *   `custos.practice_id` set to `practiceId`, so row-level security shows it that practice's rows
+ *   only. Unbound (`practiceId` undefined) it sees no practice's rows at all. This is the handle
+ *   services, the gate and the sealer get.
+ * - `owner`, the role that logged in (PGlite: the superuser): migrations, startup, and tests that
+ *   act as an attacker with database access. Never handed to a service.
+ *
+ * Both switch a pooled connection with `SET ROLE` when it changes hands, so a statement could
+ * switch back (`RESET ROLE`): the isolation catches a query that forgets its practice filter, it
+ * does not contain arbitrary SQL run on the connection.
+ */
 export interface Database {
   readonly db: Kysely<CoreDb>;
+  readonly owner: Kysely<CoreDb>;
+  readonly practiceId: string | undefined;
   readonly engine: Engine;
+  /** The same database (same connections) with `db` bound to a practice. */
+  forPractice(practiceId: string): Database;
+  /** Closes the connections of this database and every copy from `forPractice`. */
   close(): Promise<void>;
 }
 
@@ -27,11 +46,6 @@ export type Connection =
       readonly release?: () => void;
     };
 
-/**
- * Opens Kysely over PostgreSQL or over an existing PGlite instance.
- * PGlite is reached through node-postgres with a pool of one (one wasm backend serves one
- * connection at a time; concurrent transactions queue on the pool instead of interleaving).
- */
 /**
  * PGlite (a wasm PostgreSQL of some hundred megabytes once loaded) is imported only when the
  * embedded database is used, so commands against PostgreSQL stay small.
@@ -49,6 +63,11 @@ export async function loadPglite(): Promise<NonNullable<typeof pgliteModules>> {
   return pgliteModules;
 }
 
+/**
+ * Opens Kysely over PostgreSQL or over an existing PGlite instance, unbound (`forPractice` binds).
+ * PGlite is reached through node-postgres with a pool of one (one wasm backend serves one
+ * connection at a time; concurrent transactions queue on the pool instead of interleaving).
+ */
 export function connect(conn: Connection): Database {
   if (conn.engine === 'pglite' && !pgliteModules) {
     throw new Error('call loadPglite() before connecting to PGlite');
@@ -60,21 +79,92 @@ export function connect(conn: Connection): Database {
     pool.on('error', () => undefined);
     // Likewise for a checked-out client between queries (the sealer holds one for its lock).
     pool.on('connect', (client) => client.on('error', () => undefined));
-    const db = new Kysely<CoreDb>({ dialect: new PostgresDialect({ pool }) });
-    return { db, engine: 'postgres', close: () => db.destroy() };
+    // Each pooled client is its own server session.
+    return handles(
+      pool,
+      'postgres',
+      (client) => client,
+      once(() => pool.end()),
+    );
   }
+  // Both handles share this pool of one: PGlite has one session, and the pool is what makes
+  // transactions queue instead of interleaving.
   const pool = new pg.Pool({ ...pgliteModules?.createPgConfig(conn.pglite), max: 1 });
-  const db = new Kysely<CoreDb>({ dialect: new PostgresDialect({ pool }) });
-  return {
-    db,
-    engine: 'pglite',
-    async close() {
-      await db.destroy();
+  return handles(
+    pool,
+    'pglite',
+    // Every client of every pool over this PGlite is the same, single session.
+    () => conn.pglite,
+    once(async () => {
+      await pool.end();
       if (conn.ownsPglite) {
         await conn.pglite.close();
       }
       conn.release?.();
-    },
+    }),
+  );
+}
+
+/** Which role and practice each database session was last set to (see `handles`). */
+const setTo = new WeakMap<object, string>();
+
+/**
+ * The owner's and the application's Kysely over one pool. A session is switched (one round trip)
+ * only when a handle set to another role or practice takes it: the application's connections
+ * are switched once and stay.
+ */
+function handles(
+  pool: pg.Pool,
+  engine: Engine,
+  sessionOf: (client: pg.PoolClient) => object,
+  close: () => Promise<void>,
+): Database {
+  const as = (who: string, role: string, practiceId: string) =>
+    new Kysely<CoreDb>({
+      dialect: new PostgresDialect({
+        pool: {
+          async connect() {
+            const client = await pool.connect();
+            const session = sessionOf(client);
+            if (setTo.get(session) !== who) {
+              try {
+                // Session level (is_local false), outside any transaction: it lasts until switched.
+                await client.query(
+                  "SELECT set_config('role', $1, false), set_config($2, $3, false) AS practice",
+                  [role, PRACTICE_SETTING, practiceId],
+                );
+              } catch (e) {
+                setTo.delete(session);
+                client.release(e as Error);
+                throw e;
+              }
+              setTo.set(session, who);
+            }
+            return client;
+          },
+          // The pool is shared by both handles and ended once, by `close`.
+          end: async () => undefined,
+        },
+      }),
+    });
+  // 'none' is SET ROLE NONE: back to the role that logged in.
+  const owner = as('owner', 'none', '');
+  const bound = (practiceId: string | undefined): Database => ({
+    db: as(`app:${practiceId ?? ''}`, APP_ROLE, practiceId ?? ''),
+    owner,
+    practiceId,
+    engine,
+    forPractice: (id) => bound(practiceIdOf(id)),
+    close,
+  });
+  return bound(undefined);
+}
+
+function once(f: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => {
+    done ??= f();
+    return done;
   };
 }
 

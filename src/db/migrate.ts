@@ -6,6 +6,8 @@ import * as m003 from './migrations/003_audit_report_indexes.ts';
 import * as m004 from './migrations/004_identity.ts';
 import * as m005 from './migrations/005_practice_settings.ts';
 import * as m006 from './migrations/006_access_control.ts';
+import * as m007 from './migrations/007_access_reviews.ts';
+import * as m008 from './migrations/008_row_level_security.ts';
 import type { CoreDb } from './schema.ts';
 
 /** Every migration this version of Custos knows, in order. One set for both engines. */
@@ -16,6 +18,8 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '004_identity': m004,
   '005_practice_settings': m005,
   '006_access_control': m006,
+  '007_access_reviews': m007,
+  '008_row_level_security': m008,
 };
 
 const TABLE = 'custos_migrations';

@@ -60,6 +60,7 @@ export interface CoreTables {
   enrollments: {
     token_hash: Buffer;
     user_id: string;
+    practice_id: string;
     expires_at: Date;
     used_at: Date | null;
     created_at: Date;
@@ -91,6 +92,7 @@ export interface CoreTables {
   webauthn_credentials: {
     id: string;
     user_id: string;
+    practice_id: string;
     public_key: Buffer;
     counter: string;
     transports: string[];
@@ -124,6 +126,17 @@ export interface CoreTables {
     review_comment: Buffer | null;
     reviewed_by: string | null;
     reviewed_at: Date | null;
+  };
+  /** The privacy officer's access reviews (HIPAA 164.308(a)(4)); the latest row per user counts. */
+  access_reviews: {
+    id: string;
+    practice_id: string;
+    user_id: string;
+    reviewer_id: string;
+    /** certified | revoked */
+    decision: string;
+    comment: string | null;
+    reviewed_at: Date;
   };
 }
 

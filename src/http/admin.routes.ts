@@ -142,6 +142,43 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services, resolve: 
   defineRoute(
     app,
     {
+      method: 'PUT',
+      url: '/api/v1/admin/settings/access',
+      summary:
+        "Set the practice's access-review periods (dormant after 7–365 days, review every 7–730 days, break-glass review within 1–90 days). Step-up required",
+      tags: ['admin'],
+      auth: 'session',
+      roles: ADMIN,
+      stepUp: true,
+      body: z
+        .object({
+          dormantDays: z.number().optional(),
+          reviewIntervalDays: z.number().optional(),
+          breakGlassReviewDays: z.number().optional(),
+        })
+        .strict(),
+      handler: async (req) => {
+        const set = await s.settings.setAccessSettings(req.ctx.practiceId, req.body);
+        await securityEvent(
+          s.custos.database.db,
+          req.ctx,
+          {
+            action: 'settings-changed',
+            resourceType: 'practice',
+            resourceId: req.ctx.practiceId,
+            outcome: 'success',
+            detail: { ...set },
+          },
+          s.clock(),
+        );
+        return s.settings.accessSettings(req.ctx.practiceId);
+      },
+    },
+    resolve,
+  );
+  defineRoute(
+    app,
+    {
       method: 'GET',
       url: '/api/v1/admin/blocks',
       summary: 'Blocked addresses',

@@ -14,6 +14,7 @@ import { MFA_COOKIE, SESSION_COOKIE } from './cookies.ts';
 import { registerEnrollRoutes } from './enroll.routes.ts';
 import { registerMetaRoutes } from './meta.routes.ts';
 import { registerPasskeyRoutes } from './passkey.routes.ts';
+import { registerReviewRoutes } from './review.routes.ts';
 import type { Auth, Resolve } from './route.ts';
 import type { Services } from './services.ts';
 import { CIPHERS } from './tls.ts';
@@ -221,6 +222,7 @@ export async function buildServer(services: Services, options: ServerOptions): P
   registerEnrollRoutes(app, services, resolveCtx);
   registerAdminRoutes(app, services, resolveCtx);
   registerPasskeyRoutes(app, services, resolveCtx);
+  registerReviewRoutes(app, services, resolveCtx);
   return app;
 }
 

@@ -1,3 +1,4 @@
+import { AccessReviews } from '../access/reviews.ts';
 import type { Custos } from '../app/custos.ts';
 import { Blocks } from '../guard/blocks.ts';
 import { Accounts } from '../identity/accounts.ts';
@@ -20,6 +21,7 @@ export interface Services {
   readonly accounts: Accounts;
   readonly login: Login;
   readonly passkeys: Passkeys;
+  readonly reviews: AccessReviews;
 }
 
 export function buildServices(
@@ -47,5 +49,6 @@ export function buildServices(
   const accounts = new Accounts({ db, keyring: custos.keyring, hasher, sessions, policy, clock });
   const login = new Login({ db, keyring: custos.keyring, hasher, sessions, blocks, policy, clock });
   const passkeys = new Passkeys({ db, clock, sessions, blocks, policy, ...options.passkeys });
-  return { custos, clock, policy, hasher, sessions, settings, blocks, accounts, login, passkeys };
+  const reviews = new AccessReviews({ db, accounts, settings, clock });
+  return { custos, clock, policy, hasher, sessions, settings, blocks, accounts, login, passkeys, reviews };
 }

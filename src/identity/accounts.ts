@@ -81,7 +81,7 @@ export class Accounts {
         created_at: now,
       })
       .execute();
-    const { token, expiresAt } = await this.#newEnrollment(userId);
+    const { token, expiresAt } = await this.#newEnrollment(userId, ctx.practiceId);
     await securityEvent(
       db,
       ctx,
@@ -97,7 +97,7 @@ export class Accounts {
     return { userId, username, token, expiresAt };
   }
 
-  async #newEnrollment(userId: string): Promise<{ token: string; expiresAt: Date }> {
+  async #newEnrollment(userId: string, practiceId: string): Promise<{ token: string; expiresAt: Date }> {
     const token = randomBytes(32).toString('base64url');
     const now = this.#o.clock();
     const expiresAt = new Date(now.getTime() + this.#o.policy.enrollmentMs);
@@ -106,6 +106,7 @@ export class Accounts {
       .values({
         token_hash: tokenHash(token),
         user_id: userId,
+        practice_id: practiceId,
         expires_at: expiresAt,
         used_at: null,
         created_at: now,
@@ -300,7 +301,7 @@ export class Accounts {
       .execute();
     await this.#o.db.deleteFrom('webauthn_credentials').where('user_id', '=', u.id).execute();
     await this.#o.sessions.endAll(u.id, 'account-reset');
-    const link = await this.#newEnrollment(u.id);
+    const link = await this.#newEnrollment(u.id, ctx.practiceId);
     await securityEvent(
       this.#o.db,
       ctx,

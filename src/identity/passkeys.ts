@@ -223,6 +223,7 @@ export class Passkeys {
         .values({
           id: credential.id,
           user_id: userId,
+          practice_id: ctx.practiceId,
           public_key: Buffer.from(credential.publicKey),
           counter: String(credential.counter),
           transports,

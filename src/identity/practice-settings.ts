@@ -25,6 +25,36 @@ export const SessionSettings = z
   .strict();
 export type SessionSettings = z.infer<typeof SessionSettings>;
 
+/**
+ * Access-review periods (HIPAA 164.308(a)(4) and (a)(1)(ii)(D)): after how many days without a
+ * login an account is disabled, how often each account must be reviewed, and within how many
+ * days a break-the-glass access must be reviewed. Bounds keep a typo from switching a rule off.
+ */
+export const AccessSettings = z
+  .object({
+    dormantDays: z.number().int().min(7, 'must be at least 7').max(365, 'must be at most 365').optional(),
+    reviewIntervalDays: z
+      .number()
+      .int()
+      .min(7, 'must be at least 7')
+      .max(730, 'must be at most 730')
+      .optional(),
+    breakGlassReviewDays: z
+      .number()
+      .int()
+      .min(1, 'must be at least 1')
+      .max(90, 'must be at most 90')
+      .optional(),
+  })
+  .strict();
+export type AccessSettings = z.infer<typeof AccessSettings>;
+export type AccessPeriods = Required<AccessSettings>;
+export const ACCESS_DEFAULTS: AccessPeriods = Object.freeze({
+  dormantDays: 90,
+  reviewIntervalDays: 90,
+  breakGlassReviewDays: 7,
+});
+
 export interface SessionLimits {
   readonly idleTimeoutMs: number;
   readonly absoluteTimeoutMs: number;
@@ -51,7 +81,7 @@ export class PracticeSettings {
       .select('settings')
       .where('id', '=', practiceId)
       .executeTakeFirst();
-    const s = SessionSettings.safeParse(row?.settings ?? {});
+    const s = z.object(SessionSettings.shape).safeParse(row?.settings ?? {});
     const settings = s.success ? s.data : {};
     const limits = {
       idleTimeoutMs: (settings.idleTimeoutMinutes ?? this.#defaults.idleTimeoutMs / 60_000) * 60_000,
@@ -62,8 +92,31 @@ export class PracticeSettings {
     return limits;
   }
 
+  /** The practice's access-review periods, defaults filled in (not cached: read hourly at most). */
+  async accessSettings(practiceId: string): Promise<AccessPeriods> {
+    const row = await this.#db
+      .selectFrom('practices')
+      .select('settings')
+      .where('id', '=', practiceId)
+      .executeTakeFirst();
+    const s = z.object(AccessSettings.shape).safeParse(row?.settings ?? {});
+    return { ...ACCESS_DEFAULTS, ...(s.success ? s.data : {}) };
+  }
+
+  async setAccessSettings(practiceId: string, input: unknown): Promise<AccessSettings> {
+    return this.#store(practiceId, AccessSettings, input);
+  }
+
   async setSessionSettings(practiceId: string, input: unknown): Promise<SessionSettings> {
-    const r = SessionSettings.safeParse(input);
+    return this.#store(practiceId, SessionSettings, input);
+  }
+
+  async #store<T extends z.ZodType<Record<string, unknown>>>(
+    practiceId: string,
+    schema: T,
+    input: unknown,
+  ): Promise<z.infer<T>> {
+    const r = schema.safeParse(input);
     if (!r.success) {
       const issue = r.error.issues[0];
       throw validationError(

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import { type AccessContext, accessContext, systemContext } from '../../src/access/context.ts';
 import type { NewRecord, PatientIdentity } from '../../src/chart/model.ts';
+import type { CoreDb } from '../../src/db/schema.ts';
 
 /** Synthetic patients and contexts for tests. Nothing here is, or resembles, a real person. */
 export function identity(overrides: Partial<PatientIdentity> = {}): PatientIdentity {
@@ -46,3 +48,32 @@ export const user = (practiceId: string, id: string, role = 'clinician'): Access
     clientAddress: '127.0.0.1',
     requestId: `req-${randomUUID()}`,
   });
+
+/** An active staff account row (no credentials): enough for care teams and policy tests. */
+export async function staffRow(
+  db: Kysely<CoreDb>,
+  practiceId: string,
+  username: string,
+  roles: readonly string[],
+  createdAt = new Date(),
+): Promise<string> {
+  const id = randomUUID();
+  await db
+    .insertInto('users')
+    .values({
+      id,
+      practice_id: practiceId,
+      username,
+      roles: [...roles],
+      status: 'active',
+      password_hash: null,
+      password_changed_at: null,
+      totp_secret: null,
+      totp_last_step: null,
+      locked_until: null,
+      last_login_at: null,
+      created_at: createdAt,
+    })
+    .execute();
+  return id;
+}

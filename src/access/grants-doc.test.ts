@@ -48,7 +48,9 @@ describe('docs/access-control.md', () => {
       for (const s of ['demographics', 'contact', 'appointments'] as const) {
         expect(cell.includes(s), `${role} ${s}`).toBe(w.includes(s));
       }
-      expect(cell.includes('normal only'), role).toBe(clinical && !GRANTS[role].sensitivities.includes('restricted'));
+      expect(cell.includes('normal only'), role).toBe(
+        clinical && !GRANTS[role].sensitivities.includes('restricted'),
+      );
     }
   });
 

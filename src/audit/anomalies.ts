@@ -13,10 +13,10 @@ import type { ReportWindow } from './report.ts';
  *   hour (in the opening-hours time zone), one row per user and hour.
  * - `denied`: a user's denied attempts (probing for records outside their care), one row per user.
  * - `restricted`: each successful access to a patient flagged restricted (staff members, public
- *   figures); the gate marks those entries `restrictedPatient` in their detail.
- *
- * TODO(identity): "namesake" (a user opening the record of a patient with their own family name)
- * needs staff profiles with names, which Custos does not keep yet; it is not faked here.
+ *   figures), or to someone else's restricted or psychotherapy record; the gate marks those
+ *   entries `restrictedPatient` or `sensitivity` in their detail.
+ * - `namesake`: each access by a user to the chart of a patient with the user's own family name
+ *   (compared as blind indexes when the account has a family name; the gate marks `namesake`).
  */
 
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
@@ -49,7 +49,7 @@ interface AnomalyBase {
 }
 
 export interface EntryAnomaly extends AnomalyBase {
-  readonly kind: 'break-glass' | 'out-of-hours' | 'restricted';
+  readonly kind: 'break-glass' | 'out-of-hours' | 'restricted' | 'namesake';
   readonly role: string;
   readonly action: string;
   readonly resourceType: string;
@@ -174,7 +174,7 @@ const toEntryAnomaly = (kind: EntryAnomaly['kind'], r: EntryAnomalyRow): EntryAn
 });
 
 /**
- * Runs the five checks over one window and returns their rows ordered by time.
+ * Runs the six checks over one window and returns their rows ordered by time.
  *
  * @example
  *   const rows = await anomalyReport(db, { since: lastWeek, openingHours: { from: '08:00', to: '18:00' } });
@@ -193,7 +193,14 @@ export async function anomalyReport(db: Kysely<CoreDb>, options: AnomalyOptions 
 
   const restricted = await sql<EntryAnomalyRow>`
     SELECT ${entryColumns} FROM audit_entries
-    WHERE actor_kind = 'user' AND outcome = 'success' AND detail @> '{"restrictedPatient": true}'::jsonb AND ${w}
+    WHERE actor_kind = 'user' AND outcome = 'success'
+      AND (detail @> '{"restrictedPatient": true}'::jsonb OR detail @> '{"sensitivity": "restricted"}'::jsonb
+        OR detail @> '{"sensitivity": "psychotherapy"}'::jsonb) AND ${w}
+    ORDER BY seq`.execute(db);
+
+  const namesake = await sql<EntryAnomalyRow>`
+    SELECT ${entryColumns} FROM audit_entries
+    WHERE actor_kind = 'user' AND outcome = 'success' AND detail @> '{"namesake": true}'::jsonb AND ${w}
     ORDER BY seq`.execute(db);
 
   const inHours = sql`(extract(isodow FROM ${local}) IN (${sql.join(o.days.map((d) => sql`${d}::int`))})
@@ -251,6 +258,7 @@ export async function anomalyReport(db: Kysely<CoreDb>, options: AnomalyOptions 
     ...breakGlass.rows.map((r) => toEntryAnomaly('break-glass', r)),
     ...outOfHours.rows.map((r) => toEntryAnomaly('out-of-hours', r)),
     ...restricted.rows.map((r) => toEntryAnomaly('restricted', r)),
+    ...namesake.rows.map((r) => toEntryAnomaly('namesake', r)),
     ...bulk.rows.map(
       (r): BulkReadAnomaly => ({
         kind: 'bulk-read',
@@ -274,7 +282,7 @@ export async function anomalyReport(db: Kysely<CoreDb>, options: AnomalyOptions 
       }),
     ),
   ];
-  const KIND_ORDER = ['break-glass', 'restricted', 'out-of-hours', 'bulk-read', 'denied'];
+  const KIND_ORDER = ['break-glass', 'restricted', 'namesake', 'out-of-hours', 'bulk-read', 'denied'];
   return all.sort(
     (a, b) =>
       a.at.getTime() - b.at.getTime() ||

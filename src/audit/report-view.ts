@@ -54,6 +54,7 @@ export const ANOMALY_COLUMNS: readonly Column<Anomaly>[] = [
       switch (r.kind) {
         case 'break-glass':
         case 'restricted':
+        case 'namesake':
         case 'out-of-hours':
           return `${[r.action, r.resourceType, r.patientPseudonym].filter(Boolean).join(' ')} (${r.purpose}, ${r.outcome}, local ${r.localTime})`;
         case 'bulk-read':

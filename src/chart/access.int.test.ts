@@ -126,7 +126,16 @@ describe.skipIf(skip)('access control through the gate', () => {
     await denied(c.chart.readRecord(staff.colleague!, p.psy));
     await denied(c.chart.shareRecord(staff.colleague!, p.psy, ids.nurse!));
     await c.chart.shareRecord(staff.therapist!, p.psy, ids.colleague!);
+    const before = await lastSeq();
     expect((await c.chart.readRecord(staff.colleague!, p.psy)).id).toBe(p.psy);
+    // Reading a colleague's psychotherapy note is marked for the anomaly report.
+    const [read] = await entries(before);
+    expect(read?.detail).toEqual({ sensitivity: 'psychotherapy' });
+    expect(
+      (await anomalyReport(c.database.db, { practiceId: c.practiceId })).some(
+        (a) => a.seqs[0] === String(read?.seq),
+      ),
+    ).toBe(true);
     // Sharing is read-only: the colleague still cannot change it.
     await denied(
       c.chart.updateRecord(staff.colleague!, p.psy, {
@@ -353,6 +362,32 @@ describe.skipIf(skip)('access control through the gate', () => {
     await c.chart.readChart(staff.therapist!, p.id);
     const [read] = await entries(before);
     expect(read?.detail).toEqual({ breakGlass: grant.id, consentOverride: true });
+  });
+
+  it("marks reads of a namesake's chart for the anomaly report, comparing blind indexes only", async () => {
+    const family = 'Namesakia';
+    const { id } = await c.chart.createPatient(
+      system(c.practiceId),
+      identity({ name: { given: ['N'], family } }),
+      {
+        careTeam: [ids.colleague!, ids.therapist!],
+      },
+    );
+    await c.database.db
+      .updateTable('users')
+      .set({ family_index: c.keyring.blindIndex('family', 'namesakia') })
+      .where('id', '=', ids.colleague!)
+      .execute();
+    const before = await lastSeq();
+    await c.chart.readChart(staff.colleague!, id);
+    await c.chart.readChart(staff.therapist!, id);
+    const [mine, theirs] = await entries(before);
+    expect(mine?.detail).toEqual({ namesake: true });
+    expect(theirs?.detail).toBeNull();
+    const flagged = (await anomalyReport(c.database.db, { practiceId: c.practiceId })).filter(
+      (a) => a.kind === 'namesake',
+    );
+    expect(flagged.map((a) => a.seqs[0])).toEqual([String(mine?.seq)]);
   });
 
   it('flags restricted patients: explicit membership for every role, the privacy officer may flag', async () => {

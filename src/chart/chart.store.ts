@@ -19,6 +19,11 @@ const grantSql = (col: string, actorId: string, now: Date) =>
   >`(SELECT g.id FROM break_glass_grants g WHERE g.patient_id = ${sql.raw(col)} AND g.user_id = ${actorId}
         AND g.starts_at <= ${now} AND g.expires_at > ${now} AND g.ended_at IS NULL ORDER BY g.expires_at DESC LIMIT 1)`;
 
+/** The caller shares the patient's family name (blind indexes compared; SQL). */
+const namesakeSql = (col: string, actorId: string) =>
+  sql<boolean>`EXISTS (SELECT 1 FROM users u JOIN patient_index pi ON pi.hash = u.family_index
+        WHERE u.id::text = ${actorId} AND pi.patient_id = ${sql.raw(col)} AND pi.kind = 'family')`;
+
 /** Facts about a patient for the policy (no health data): the sealed link, the caller's relationship, consent. */
 export interface PatientFactsRow {
   readonly id: string;
@@ -28,6 +33,8 @@ export interface PatientFactsRow {
   readonly grant_id: string | null;
   readonly consent: Buffer | null;
   readonly consent_version: number | null;
+  /** The caller's family name equals the patient's (for the anomaly report, not the decision). */
+  readonly namesake: boolean;
 }
 
 /** Key id from a ciphertext header (bytes 1..16), computed in SQL to join its data key. */
@@ -233,6 +240,7 @@ export async function searchIndex(
       grantSql('l.patient_id', q.actorId, q.now).as('grant_id'),
       'c.body as consent',
       'c.version as consent_version',
+      sql<boolean>`false`.as('namesake'),
     ])
     .where('l.patient_id', 'in', matches)
     .execute();
@@ -412,6 +420,7 @@ export async function loadPatientFacts(
       grantSql('p.id', q.actorId, q.now).as('grant_id'),
       'c.body as consent',
       'c.version as consent_version',
+      namesakeSql('p.id', q.actorId).as('namesake'),
     ])
     .where('p.practice_id', '=', q.practiceId)
     .where('p.id', '=', q.patientId)
@@ -434,6 +443,7 @@ export async function loadInterimFacts(
       sql<string | null>`NULL::text`.as('grant_id'),
       sql<Buffer | null>`NULL::bytea`.as('consent'),
       sql<number | null>`NULL::int`.as('consent_version'),
+      sql<boolean>`false`.as('namesake'),
     ])
     .where('p.practice_id', '=', q.practiceId)
     .where('p.id', '=', q.patientId)

@@ -274,6 +274,9 @@ export class GateCore {
     const link = this.link(f.link, f.id);
     // The entry names the patient by pseudonym only, never by id.
     t.patientPseudonym = link.pseudonym;
+    if (f.namesake && ctx.actor.kind === 'user') {
+      t.detail = { ...(t.detail ?? {}), namesake: true };
+    }
     return { id: f.id, link, facts: this.factsOf(ctx, f) };
   }
 
@@ -341,6 +344,10 @@ export class GateCore {
     const p = await this.loadPatient(db, ctx, { ...t }, patientId);
     const record = recordFactsOf(head);
     const decision = this.decide(ctx, t, action, { kind: 'record', record }, p.facts);
+    if (record.sensitivity !== 'normal' && record.authorId !== ctx.actor.id) {
+      // Someone else's restricted or psychotherapy record: listed by the anomaly report.
+      t.detail = { ...(t.detail ?? {}), sensitivity: record.sensitivity };
+    }
     return { ...head, link: p.link, patientId: p.id, facts: p.facts, record, decision };
   }
 

@@ -38,7 +38,11 @@ const identifierTerm = (id: Pick<Identifier, 'type' | 'value'>): IndexTerm => ({
 /** Every index term for one identity (what gets a blind-index row). */
 export function indexTerms(identity: PatientIdentity): IndexTerm[] {
   const family = normalizeName(identity.name.family);
-  const terms: IndexTerm[] = [{ kind: 'family-birth', value: `${family}|${identity.birthDate}` }];
+  const terms: IndexTerm[] = [
+    { kind: 'family-birth', value: `${family}|${identity.birthDate}` },
+    // The whole family name: compared with staff members' own (namesake check), never searched.
+    { kind: 'family', value: family },
+  ];
   for (let n = PREFIX_MIN; n <= Math.min(PREFIX_MAX, family.length); n++) {
     terms.push({ kind: `family-prefix-${n}`, value: family.slice(0, n) });
   }

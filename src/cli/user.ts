@@ -16,7 +16,7 @@ const link = (config: Config, token: string) => `https://${config.host}:${config
  */
 export async function user(args: string[], config: Config, io: Io): Promise<number> {
   const [sub, ...rest] = args;
-  const parsed = parseOptions(rest, { role: { type: 'string' } }, 1);
+  const parsed = parseOptions(rest, { role: { type: 'string' }, 'family-name': { type: 'string' } }, 1);
   const name = parsed.positionals[0];
   if (sub !== 'list' && !name) {
     throw new UsageError(`user ${sub ?? ''} needs a NAME`.replace('  ', ' '));
@@ -38,7 +38,11 @@ export async function user(args: string[], config: Config, io: Io): Promise<numb
             'user add needs --role ROLE (admin, clinician, nurse, frontdesk, billing, privacy_officer)',
           );
         }
-        const r = await s.accounts.add(ctx, { username: name, roles: parsed.values.role });
+        const r = await s.accounts.add(ctx, {
+          username: name,
+          roles: parsed.values.role,
+          ...(parsed.values['family-name'] ? { familyName: parsed.values['family-name'] } : {}),
+        });
         io.stdout.write(
           `enrollment link for ${r.username} (valid until ${r.expiresAt.toISOString()}, once):\n${link(config, r.token)}\n`,
         );

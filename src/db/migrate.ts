@@ -8,6 +8,7 @@ import * as m005 from './migrations/005_practice_settings.ts';
 import * as m006 from './migrations/006_access_control.ts';
 import * as m007 from './migrations/007_access_reviews.ts';
 import * as m008 from './migrations/008_row_level_security.ts';
+import * as m009 from './migrations/009_staff_family_index.ts';
 import type { CoreDb } from './schema.ts';
 
 /** Every migration this version of Custos knows, in order. One set for both engines. */
@@ -20,6 +21,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '006_access_control': m006,
   '007_access_reviews': m007,
   '008_row_level_security': m008,
+  '009_staff_family_index': m009,
 };
 
 const TABLE = 'custos_migrations';

@@ -55,6 +55,8 @@ export interface CoreTables {
     lockouts: ColumnType<number, number | undefined, number>;
     locked_until: Date | null;
     last_login_at: Date | null;
+    /** Blind index of the staff member's family name (namesake check), or null. */
+    family_index: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
     created_at: Date;
   };
   enrollments: {

@@ -33,7 +33,13 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services, resolve: 
       tags: ['admin'],
       auth: 'session',
       roles: ADMIN,
-      body: z.object({ username: z.string(), roles: z.array(z.string()).min(1) }).strict(),
+      body: z
+        .object({
+          username: z.string(),
+          roles: z.array(z.string()).min(1),
+          familyName: z.string().max(100).optional(),
+        })
+        .strict(),
       handler: async (req, reply) => {
         const r = await s.accounts.add(req.ctx, req.body);
         return reply.code(201).send({

@@ -10,6 +10,8 @@ import { type RequestMeta, securityContext, securityEvent, userAgentHash } from 
 import { hashSessionId } from '../identity/sessions.ts';
 import { registerAdminRoutes } from './admin.routes.ts';
 import { registerAccountRoutes, registerAuthRoutes } from './auth.routes.ts';
+import { registerBreakGlassRoutes } from './break-glass.routes.ts';
+import { registerChartRoutes } from './chart.routes.ts';
 import { MFA_COOKIE, SESSION_COOKIE } from './cookies.ts';
 import { registerEnrollRoutes } from './enroll.routes.ts';
 import { registerMetaRoutes } from './meta.routes.ts';
@@ -223,6 +225,8 @@ export async function buildServer(services: Services, options: ServerOptions): P
   registerAdminRoutes(app, services, resolveCtx);
   registerPasskeyRoutes(app, services, resolveCtx);
   registerReviewRoutes(app, services, resolveCtx);
+  registerChartRoutes(app, services, resolveCtx);
+  registerBreakGlassRoutes(app, services, resolveCtx);
   return app;
 }
 

@@ -1,3 +1,4 @@
+import { BreakGlassReviews } from '../access/break-glass.ts';
 import { AccessReviews } from '../access/reviews.ts';
 import type { Custos } from '../app/custos.ts';
 import { Blocks } from '../guard/blocks.ts';
@@ -22,6 +23,7 @@ export interface Services {
   readonly login: Login;
   readonly passkeys: Passkeys;
   readonly reviews: AccessReviews;
+  readonly breakGlass: BreakGlassReviews;
 }
 
 export function buildServices(
@@ -50,5 +52,19 @@ export function buildServices(
   const login = new Login({ db, keyring: custos.keyring, hasher, sessions, blocks, policy, clock });
   const passkeys = new Passkeys({ db, clock, sessions, blocks, policy, ...options.passkeys });
   const reviews = new AccessReviews({ db, accounts, settings, clock });
-  return { custos, clock, policy, hasher, sessions, settings, blocks, accounts, login, passkeys, reviews };
+  const breakGlass = new BreakGlassReviews({ db, keyring: custos.keyring, settings, clock });
+  return {
+    custos,
+    clock,
+    policy,
+    hasher,
+    sessions,
+    settings,
+    blocks,
+    accounts,
+    login,
+    passkeys,
+    reviews,
+    breakGlass,
+  };
 }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { AccessContext } from '../access/context.ts';
+import { normalizeName } from '../chart/search-terms.ts';
 import type { Binding } from '../crypto/envelope.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { CoreDb } from '../db/schema.ts';
@@ -48,10 +49,11 @@ export class Accounts {
   /** Creates an account in `enrolling` state; returns the one-time enrollment token (valid 24 h). */
   async add(
     ctx: AccessContext,
-    input: { username: unknown; roles: unknown },
+    input: { username: unknown; roles: unknown; familyName?: unknown },
   ): Promise<{ userId: string; username: string; token: string; expiresAt: Date }> {
     const username = parseUsername(input.username);
     const roles = parseRoles(input.roles);
+    const familyIndex = this.#familyIndex(input.familyName);
     const { db, clock } = this.#o;
     const existing = await db
       .selectFrom('users')
@@ -79,6 +81,7 @@ export class Accounts {
         locked_until: null,
         last_login_at: null,
         created_at: now,
+        family_index: familyIndex,
       })
       .execute();
     const { token, expiresAt } = await this.#newEnrollment(userId, ctx.practiceId);
@@ -95,6 +98,24 @@ export class Accounts {
       now,
     );
     return { userId, username, token, expiresAt };
+  }
+
+  /**
+   * A staff member's family name is kept only as a blind index (the same key and normalization
+   * as patients' names), for the anomaly report's namesake check.
+   */
+  #familyIndex(familyName: unknown): Buffer | null {
+    if (familyName === undefined || familyName === null) {
+      return null;
+    }
+    if (typeof familyName !== 'string' || familyName.trim().length === 0 || familyName.length > 100) {
+      throw validationError('familyName', 'must be a name of 1 to 100 characters');
+    }
+    const normalized = normalizeName(familyName);
+    if (!/\p{L}/u.test(normalized)) {
+      throw validationError('familyName', 'must contain letters');
+    }
+    return this.#o.keyring.blindIndex('family', normalized);
   }
 
   async #newEnrollment(userId: string, practiceId: string): Promise<{ token: string; expiresAt: Date }> {

@@ -228,8 +228,20 @@ describe.skipIf(skip)('custos user and custos guard', () => {
         stderr: 'custos: username: is already taken\n',
       });
       expect(await runCli(['user', 'add', 'ivan', '--role', 'wizard'], d.env)).toMatchObject({ code: 2 });
+      // A family name is accepted for the namesake check, and refused when it has no letters.
+      expect(
+        (await runCli(['user', 'add', 'joan', '--role', 'nurse', '--family-name', 'Jansen'], d.env)).code,
+      ).toBe(0);
+      expect(
+        await runCli(['user', 'add', 'kim', '--role', 'nurse', '--family-name', '1234'], d.env),
+      ).toMatchObject({
+        code: 2,
+        stderr: 'custos: familyName: must contain letters\n',
+      });
       expect((await runCli(['user', 'disable', 'hana'], d.env)).stdout).toBe('custos: disabled hana\n');
-      expect((await runCli(['user', 'list'], d.env)).stdout).toMatch(/^hana\tclinician\tdisabled\tnever\n$/);
+      expect((await runCli(['user', 'list'], d.env)).stdout).toMatch(
+        /^hana\tclinician\tdisabled\tnever\njoan\tnurse\tenrolling\tnever\n$/,
+      );
       expect(await runCli(['guard', 'blocks'], d.env)).toMatchObject({ code: 0, stdout: '' });
       expect(await runCli(['guard', 'blocks', '--lift', '127.0.0.2'], d.env)).toMatchObject({
         code: 1,

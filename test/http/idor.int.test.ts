@@ -1,0 +1,527 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STAFF_ROLES } from '../../src/access/grants.ts';
+import { Chart } from '../../src/chart/gate.ts';
+import { buildServer } from '../../src/http/server.ts';
+import { buildServices } from '../../src/http/services.ts';
+import { loadOrCreateCertificate } from '../../src/http/tls.ts';
+import { PasswordHasher } from '../../src/identity/password.ts';
+import { totpAt } from '../../src/identity/totp.ts';
+import { skipReason, type TestCustos } from '../support/db.ts';
+import { identity } from '../support/fixtures.ts';
+import { Client, type Response, startServer, type TestServer } from '../support/http.ts';
+import { enrollStaff, logIn, PASSWORD, type Staff } from '../support/staff.ts';
+
+const skip = skipReason();
+if (skip) {
+  console.warn(`[custos] idor.int.test.ts skipped: ${skip}`);
+}
+
+/**
+ * THE IDOR SUITE (insecure direct object references): for every route that takes an id, a user
+ * of each other role, and a user of another practice, gets the same 404 as for an id that does
+ * not exist, nothing of the record, and a denial audit entry; a malformed id gets that 404 too.
+ *
+ * The routes come from the server's own route table (the OpenAPI document Fastify builds from
+ * it), so a new route with an id fails here until it has a case below or a reasoned exclusion.
+ */
+
+/** Every role without a relationship to the patient (in practice A), and a user of practice B. */
+type Outsider = 'admin' | 'officer' | 'desk' | 'bill' | 'clinOff' | 'nurseOff';
+const OUTSIDERS: readonly Outsider[] = ['admin', 'officer', 'desk', 'bill', 'clinOff', 'nurseOff'];
+type Who = Outsider | 'owner' | 'emergency';
+
+/** Markers of the data behind the ids: none may appear in an answer to someone denied. */
+const FAMILY = 'Idorsynthetica';
+const NOTE = 'Synthetic IDOR note, never to be shown.';
+const PSY = 'Synthetic IDOR psychotherapy content.';
+const REASON = 'Synthetic emergency reason for IDOR test.';
+
+interface Fixture {
+  readonly patient: string;
+  readonly note: string;
+  readonly psy: string;
+  readonly grant: string;
+  readonly colleague: string;
+}
+
+interface Case {
+  /** `METHOD /url` exactly as registered (`:id`, `:userId`). */
+  readonly route: string;
+  /** The id of a real object of practice A this route acts on. */
+  readonly target: (f: Fixture) => string;
+  readonly userId?: (f: Fixture) => string;
+  readonly query?: string;
+  readonly body?: (f: Fixture) => unknown;
+  readonly stepUp?: boolean;
+  /** Who may legitimately call it with the real id (used for the malformed-id comparison). */
+  readonly legit: Who;
+  /** Roles the policy lets in, and why: they are not attempts at someone else's object. */
+  readonly allowed?: Partial<Record<Outsider, string>>;
+}
+
+const IDENTITY_READERS = {
+  desk: 'front desk reads the identity of every patient of the practice',
+  bill: 'billing reads name, birth date, sex, identifiers and address for invoicing',
+} as const;
+const CARE_TEAM_MANAGER = { desk: 'front desk manages care teams at intake' } as const;
+
+const CASES: readonly Case[] = [
+  { route: 'GET /api/v1/patients/:id', target: (f) => f.patient, legit: 'owner', allowed: IDENTITY_READERS },
+  {
+    route: 'GET /api/v1/patients/:id/history',
+    target: (f) => f.patient,
+    legit: 'owner',
+    allowed: IDENTITY_READERS,
+  },
+  {
+    route: 'PUT /api/v1/patients/:id',
+    target: (f) => f.patient,
+    body: () => ({
+      expectedVersion: 1,
+      identity: identity({ name: { given: ['Changed'], family: 'Changed' } }),
+    }),
+    legit: 'owner',
+    allowed: { desk: 'front desk keeps demographics and contact details up to date' },
+  },
+  {
+    route: 'GET /api/v1/patients/:id/chart',
+    target: (f) => f.patient,
+    legit: 'owner',
+    allowed: {
+      desk: 'front desk sees the identity part of the chart, no records',
+      bill: 'billing sees its minimum necessary view (chart-api.int.test.ts checks it)',
+    },
+  },
+  {
+    route: 'GET /api/v1/patients/:id/records',
+    query: '?kind=note',
+    target: (f) => f.patient,
+    legit: 'owner',
+  },
+  {
+    route: 'POST /api/v1/patients/:id/records',
+    target: (f) => f.patient,
+    body: () => ({ kind: 'note', body: { body: 'Synthetic injected note.', date: '2026-01-02T10:00:00Z' } }),
+    legit: 'owner',
+  },
+  {
+    route: 'GET /api/v1/patients/:id/care-team',
+    target: (f) => f.patient,
+    legit: 'owner',
+    allowed: IDENTITY_READERS,
+  },
+  {
+    route: 'POST /api/v1/patients/:id/care-team',
+    target: (f) => f.patient,
+    body: () => ({ userId: randomUUIDOf('attacker') }),
+    legit: 'owner',
+    allowed: CARE_TEAM_MANAGER,
+  },
+  {
+    route: 'DELETE /api/v1/patients/:id/care-team/:userId',
+    target: (f) => f.patient,
+    userId: (f) => f.colleague,
+    legit: 'owner',
+    allowed: CARE_TEAM_MANAGER,
+  },
+  {
+    route: 'GET /api/v1/patients/:id/consent',
+    target: (f) => f.patient,
+    legit: 'owner',
+    allowed: {
+      desk: 'front desk records consent at intake',
+      officer: 'the privacy officer oversees consent',
+    },
+  },
+  {
+    route: 'PUT /api/v1/patients/:id/consent',
+    target: (f) => f.patient,
+    body: () => ({ expectedVersion: 0, directives: { portalOptOut: true } }),
+    legit: 'owner',
+    allowed: {
+      desk: 'front desk records consent at intake',
+      officer: 'the privacy officer oversees consent',
+    },
+  },
+  {
+    route: 'PUT /api/v1/patients/:id/restricted',
+    target: (f) => f.patient,
+    body: () => ({ restricted: true }),
+    legit: 'owner',
+    allowed: { officer: 'the privacy officer flags staff members and public figures' },
+  },
+  {
+    route: 'POST /api/v1/patients/:id/break-glass',
+    target: (f) => f.patient,
+    body: () => ({ reasonCategory: 'other', reason: 'Synthetic attempt at emergency access.' }),
+    stepUp: true,
+    legit: 'owner',
+    allowed: {
+      clinOff: 'emergency access is for a clinician off the care team: granted, audited, reviewed',
+      nurseOff: 'emergency access is for a nurse off the care team: granted, audited, reviewed',
+    },
+  },
+  { route: 'GET /api/v1/records/:id', target: (f) => f.note, legit: 'owner' },
+  { route: 'GET /api/v1/records/:id/history', target: (f) => f.note, legit: 'owner' },
+  {
+    route: 'PUT /api/v1/records/:id',
+    target: (f) => f.note,
+    body: () => ({
+      expectedVersion: 1,
+      body: { body: 'Synthetic overwrite.', date: '2026-01-02T10:00:00Z' },
+    }),
+    legit: 'owner',
+  },
+  {
+    route: 'POST /api/v1/records/:id/shares',
+    target: (f) => f.psy,
+    body: (f) => ({ userId: f.colleague }),
+    legit: 'owner',
+  },
+  {
+    route: 'DELETE /api/v1/records/:id/shares/:userId',
+    target: (f) => f.psy,
+    userId: (f) => f.colleague,
+    legit: 'owner',
+  },
+  {
+    route: 'PUT /api/v1/records/:id/release',
+    target: (f) => f.note,
+    body: () => ({ released: true }),
+    legit: 'owner',
+  },
+  {
+    route: 'POST /api/v1/break-glass/:id/end',
+    target: (f) => f.grant,
+    legit: 'emergency',
+    allowed: { officer: 'the privacy officer may end any grant of the practice early' },
+  },
+  {
+    route: 'POST /api/v1/break-glass/:id/review',
+    target: (f) => f.grant,
+    body: () => ({ disposition: 'inappropriate', comment: 'Synthetic attacker verdict.' }),
+    legit: 'officer',
+    allowed: { officer: 'reviewing grants is the privacy officer’s task' },
+  },
+];
+
+/** Routes with an id that hold no patient data, each with where it is covered instead. */
+const EXCLUDED: Readonly<Record<string, string>> = {
+  'POST /api/v1/admin/users/:id/roles': 'account administration, admin only (auth and admin suites)',
+  'POST /api/v1/admin/users/:id/disable': 'account administration, admin only (auth and admin suites)',
+  'POST /api/v1/admin/users/:id/enable': 'account administration, admin only (auth and admin suites)',
+  'POST /api/v1/admin/users/:id/unlock': 'account administration, admin only (auth and admin suites)',
+  'POST /api/v1/admin/users/:id/reset': 'account administration, admin only (auth and admin suites)',
+  'DELETE /api/v1/admin/blocks/:address': 'an IP address, not an object of a patient (guard suite)',
+  'DELETE /api/v1/auth/sessions/:id': "the caller's own sessions only (auth suite)",
+  'DELETE /api/v1/auth/passkeys/:id': "the caller's own passkeys only (passkey suite)",
+  'POST /api/v1/access-reviews/:userId': 'user accounts, privacy officer only (access-reviews suite)',
+};
+
+/** A fixed, valid uuid per label: for bodies that name a user who does not exist. */
+const labels = new Map<string, string>();
+function randomUUIDOf(label: string): string {
+  let id = labels.get(label);
+  if (!id) {
+    id = randomUUID();
+    labels.set(label, id);
+  }
+  return id;
+}
+
+/** The same database served for practice B: its own server, bound to B like a real deployment would be. */
+async function practiceServer(a: TestServer, practiceId: string): Promise<TestServer> {
+  const database = a.custos.database.forPractice(practiceId);
+  const custos = Object.assign(Object.create(null) as object, a.custos, {
+    database,
+    practiceId,
+    chart: new Chart({ db: database.db, keyring: a.custos.keyring, clock: a.clock.now }),
+  }) as TestCustos;
+  const services = buildServices(custos, {
+    clock: a.clock.now,
+    hasher: new PasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }),
+  });
+  const tls = await loadOrCreateCertificate({ dataDir: `${a.custos.keyFile}.d` });
+  const app = await buildServer(services, {
+    tls,
+    onInternalError: (e) => console.error('[custos test server B] internal error:', e),
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const port = (app.server.address() as AddressInfo).port;
+  return {
+    custos,
+    services,
+    app,
+    url: `https://127.0.0.1:${port}`,
+    port,
+    clock: a.clock,
+    ca: tls.cert,
+    close: () => app.close(),
+  };
+}
+
+const fill = (c: Case, id: string, userId?: string) =>
+  `${c.route
+    .split(' ')[1]
+    ?.replace(':id', id)
+    .replace(':userId', userId ?? '')}${c.query ?? ''}`;
+
+describe.skipIf(skip)('IDOR: every route with an id', () => {
+  let a: TestServer;
+  let b: TestServer;
+  const staff: Record<string, Staff> = {};
+  const as: Record<string, Client> = {};
+  let stranger: Staff;
+  let strangerClient: Client;
+  let f: Fixture;
+
+  beforeAll(async () => {
+    a = await startServer();
+    const roles: Record<string, string[]> = {
+      owner: ['clinician'],
+      colleague: ['clinician'],
+      emergency: ['clinician'],
+      admin: ['admin'],
+      officer: ['privacy_officer'],
+      desk: ['frontdesk'],
+      bill: ['billing'],
+      clinOff: ['clinician'],
+      nurseOff: ['nurse'],
+    };
+    for (const [name, r] of Object.entries(roles)) {
+      staff[name] = await enrollStaff(a, new Client(a), name, r);
+    }
+    for (const name of Object.keys(roles)) {
+      as[name] = new Client(a);
+      await logIn(a, as[name], staff[name]!);
+    }
+    const other = randomUUID();
+    await a.custos.database.owner
+      .insertInto('practices')
+      .values({ id: other, name: 'Other practice', created_at: a.clock.now() })
+      .execute();
+    b = await practiceServer(a, other);
+    // Every staff role at once: if all of them together reach nothing of practice A, none does.
+    stranger = await enrollStaff(b, new Client(b), 'stranger', [...STAFF_ROLES]);
+    strangerClient = new Client(b);
+    await logIn(b, strangerClient, stranger);
+
+    // The objects: a patient with a normal note and a psychotherapy note, and a grant.
+    const created = await as.owner!.post('/api/v1/patients', {
+      identity: identity({ name: { given: ['Idora'], family: FAMILY } }),
+      careTeam: [staff.colleague!.id],
+    });
+    const patient = (created.body as { id: string }).id;
+    const note = await as.owner!.post(`/api/v1/patients/${patient}/records`, {
+      kind: 'note',
+      body: { body: NOTE, date: '2026-01-02T10:00:00Z' },
+    });
+    const psy = await as.owner!.post(`/api/v1/patients/${patient}/records`, {
+      kind: 'note',
+      body: { body: PSY, date: '2026-01-02T11:00:00Z' },
+      sensitivity: 'psychotherapy',
+    });
+    await reauth(a, as.emergency!, staff.emergency!);
+    const grant = await as.emergency!.post(`/api/v1/patients/${patient}/break-glass`, {
+      reasonCategory: 'emergency-treatment',
+      reason: REASON,
+      minutes: 480,
+    });
+    expect([created.status, note.status, psy.status, grant.status]).toEqual([201, 201, 201, 201]);
+    f = {
+      patient,
+      note: (note.body as { id: string }).id,
+      psy: (psy.body as { id: string }).id,
+      grant: (grant.body as { id: string }).id,
+      colleague: staff.colleague!.id,
+    };
+  }, 240_000);
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  async function reauth(server: TestServer, client: Client, who: Staff) {
+    const r = await client.post('/api/v1/auth/reauth', {
+      password: PASSWORD,
+      code: totpAt(who.secret, server.clock.now()),
+    });
+    expect(r.status).toBe(204);
+    server.clock.advance(30_000);
+  }
+  const call = (client: Client, c: Case, id: string): Promise<Response> => {
+    const method = c.route.split(' ')[0] as string;
+    const path = fill(c, id, c.userId?.(f));
+    const body = c.body?.(f);
+    return client.request(method, path, method === 'GET' || method === 'DELETE' ? undefined : (body ?? {}));
+  };
+  const lastSeq = async () =>
+    String(
+      (
+        await a.custos.database.owner
+          .selectFrom('audit_entries')
+          .select((eb) => eb.fn.max('seq').as('m'))
+          .executeTakeFirst()
+      )?.m ?? '0',
+    );
+  const entriesOf = (actorId: string, since: string) =>
+    a.custos.database.owner
+      .selectFrom('audit_entries')
+      .selectAll()
+      .where('seq', '>', since)
+      .where('actor_id', '=', actorId)
+      .orderBy('seq')
+      .execute();
+
+  const MARKERS = () => [
+    FAMILY,
+    'Idora',
+    NOTE,
+    PSY,
+    REASON,
+    f.colleague,
+    'MRN-00000001',
+    'testa@example.org',
+  ];
+
+  /**
+   * One denied attempt: the real id and an unknown one give byte-identical 404s, nothing of the
+   * object, and one denial entry each for this actor.
+   */
+  async function expectDenied(c: Case, client: Client, actor: Staff, label: string, practiceId: string) {
+    const before = await lastSeq();
+    const real = await call(client, c, c.target(f));
+    const mid = await lastSeq();
+    const unknown = await call(client, c, randomUUID());
+    const where = `${c.route} as ${label}`;
+    expect(real.status, where).toBe(404);
+    expect(real.text, where).toBe(unknown.text);
+    expect(real.headers['content-type'], where).toBe(unknown.headers['content-type']);
+    expect((real.body as { error: { code: string } }).error.code, where).toBe('CUSTOS_ERR_NOT_FOUND');
+    for (const m of MARKERS()) {
+      expect(real.text, where).not.toContain(m);
+    }
+    const realEntries = await entriesOf(actor.id, before);
+    const forReal = realEntries.filter((e) => BigInt(e.seq) <= BigInt(mid));
+    expect(
+      forReal.map((e) => ({ outcome: e.outcome, practice: e.practice_id })),
+      where,
+    ).toEqual([{ outcome: 'denied', practice: practiceId }]);
+    expect(
+      realEntries.filter((e) => BigInt(e.seq) > BigInt(mid)).map((e) => e.outcome),
+      where,
+    ).toEqual(['denied']);
+  }
+
+  it('has a case or a reasoned exclusion for every route with an id, and no stale case', async () => {
+    const spec = a.app.swagger() as { paths: Record<string, Record<string, unknown>> };
+    const withId: string[] = [];
+    for (const [path, methods] of Object.entries(spec.paths)) {
+      if (!path.includes('{')) {
+        continue;
+      }
+      for (const method of Object.keys(methods)) {
+        withId.push(`${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`);
+      }
+    }
+    const covered = new Set([...CASES.map((c) => c.route), ...Object.keys(EXCLUDED)]);
+    expect(
+      withId.filter((r) => !covered.has(r)),
+      'routes with an id and no IDOR case',
+    ).toEqual([]);
+    expect(
+      [...covered].filter((r) => !withId.includes(r)),
+      'cases for routes that do not exist',
+    ).toEqual([]);
+    // Nothing under the chart or break-glass prefixes may hide among the exclusions.
+    expect(Object.keys(EXCLUDED).filter((r) => /\/(patients|records|break-glass)\b/.test(r))).toEqual([]);
+    // Every case says, for each role, either that it is denied (the default) or why it is let in.
+    for (const c of CASES) {
+      for (const who of Object.keys(c.allowed ?? {})) {
+        expect(OUTSIDERS, c.route).toContain(who);
+      }
+    }
+  });
+
+  for (const c of CASES) {
+    it(`${c.route}: every unrelated role and another practice get the 404 of a missing id, audited`, async () => {
+      const denied = OUTSIDERS.filter((o) => c.allowed?.[o] === undefined);
+      for (const who of denied) {
+        if (c.stepUp) {
+          await reauth(a, as[who]!, staff[who]!);
+        }
+        await expectDenied(c, as[who]!, staff[who]!, who, a.custos.practiceId);
+      }
+      if (c.stepUp) {
+        await reauth(b, strangerClient, stranger);
+      }
+      await expectDenied(c, strangerClient, stranger, 'another practice', b.custos.practiceId);
+
+      // A malformed id is answered like a missing one, for someone who may use the route.
+      const legit = as[c.legit]!;
+      if (c.stepUp) {
+        await reauth(a, legit, staff[c.legit]!);
+      }
+      const unknown = await call(legit, c, randomUUID());
+      for (const bad of ['not-a-uuid', '12345', `${randomUUID()}x`]) {
+        const before = await lastSeq();
+        const r = await call(legit, c, bad);
+        expect({ status: r.status, text: r.text }, `${c.route} with ${bad}`).toEqual({
+          status: 404,
+          text: unknown.text,
+        });
+        expect(
+          (await entriesOf(staff[c.legit]!.id, before)).map((e) => e.outcome),
+          `${c.route} with ${bad}`,
+        ).toEqual(['denied']);
+      }
+    });
+  }
+
+  it('left every object as it was', async () => {
+    const owner = as.owner!;
+    expect((await owner.get(`/api/v1/patients/${f.patient}`)).body).toMatchObject({
+      version: 1,
+      identity: { name: { family: FAMILY } },
+    });
+    expect((await owner.get(`/api/v1/records/${f.note}`)).body).toMatchObject({
+      version: 1,
+      body: { body: NOTE },
+    });
+    const records = (await owner.get(`/api/v1/patients/${f.patient}/records`)).body as {
+      records: { id: string }[];
+    };
+    expect(records.records.map((r) => r.id).sort()).toEqual([f.note, f.psy].sort());
+    expect((await owner.get(`/api/v1/patients/${f.patient}/consent`)).body).toMatchObject({ version: 0 });
+    const team = (await owner.get(`/api/v1/patients/${f.patient}/care-team`)).body as {
+      members: { userId: string; current: boolean }[];
+    };
+    expect(team.members.map((m) => [m.userId, m.current]).sort()).toEqual(
+      [
+        [staff.colleague!.id, true],
+        [staff.owner!.id, true],
+      ].sort(),
+    );
+    const db = a.custos.database.owner;
+    const grants = await db.selectFrom('break_glass_grants').selectAll().orderBy('starts_at').execute();
+    // The owner's grant, plus none from the denied attempts (clinOff and nurseOff were not asked).
+    expect(grants.map((g) => [g.id, g.ended_at, g.reviewed_at])).toEqual([[f.grant, null, null]]);
+    expect(await db.selectFrom('record_shares').selectAll().execute()).toEqual([]);
+    const patients = await db.selectFrom('patient_consents').selectAll().execute();
+    expect(patients).toEqual([]);
+    expect((await as.colleague!.get(`/api/v1/records/${f.psy}`)).status).toBe(404);
+  });
+
+  it('does not accept a session of another practice at all', async () => {
+    const cookie = [...strangerClient.cookies];
+    const foreign = new Client(a);
+    for (const [k, v] of cookie) {
+      foreign.cookies.set(k, v);
+    }
+    const r = await foreign.get(`/api/v1/patients/${f.patient}`);
+    expect(r.status).toBe(401);
+    expect(r.text).not.toContain(FAMILY);
+  });
+});

@@ -17,7 +17,7 @@ export interface SealOptions {
   /** How long to wait for in-flight transactions before giving up this round. */
   readonly horizonTimeoutMs?: number;
   /** Called with each batch of newly sealed entries (the second copy, OWASP ASVS 16.4.3). */
-  readonly mirror?: (entries: readonly StoredEntry[], checkpoint: Checkpoint) => void;
+  readonly mirror?: (entries: readonly StoredEntry[], checkpoint: Checkpoint) => void | Promise<void>;
 }
 
 export interface SealResult {
@@ -104,7 +104,7 @@ export async function sealOnce(options: SealOptions): Promise<SealResult> {
         .where('seq', '<=', String(upper))
         .orderBy('seq')
         .execute();
-      options.mirror(full, checkpoint);
+      await options.mirror(full, checkpoint);
     }
     prev = checkpoint;
     checkpoints++;

@@ -56,6 +56,7 @@ Environment:
   CUSTOS_TLS_CERT, CUSTOS_TLS_KEY    certificate and key (PEM); default a self-signed localhost one
   CUSTOS_TRUSTED_PROXIES             proxy addresses trusted for X-Forwarded-For (with --behind-proxy)
   CUSTOS_AUDIT_MIRROR                file receiving every sealed audit entry as a JSON line
+  CUSTOS_AUDIT_SYSLOG                udp://host:port or tcp://host:port: syslog collector for sealed entries
 
 Exit codes: 0 done, 1 failed, 2 usage or input error (nothing was changed).
 `;

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { systemContext } from '../access/context.ts';
 import { startDormantSweep } from '../access/reviews.ts';
 import { openCustos } from '../app/custos.ts';
-import { fileMirror, SealerService } from '../audit/sealer.ts';
+import { SealerService } from '../audit/sealer.ts';
+import { configuredMirror } from '../audit/syslog.ts';
 import type { Config } from '../config/config.ts';
 import { buildServer } from '../http/server.ts';
 import { buildServices } from '../http/services.ts';
@@ -71,11 +72,12 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
     ...(values['behind-proxy'] ? { trustedProxies: config.trustedProxies } : {}),
     log: (line) => io.stdout.write(`${new Date().toISOString()} ${line}\n`),
   });
+  const mirror = configuredMirror(config);
   const sealer = new SealerService({
     db: custos.database.db,
     keyring: custos.keyring,
     engine: custos.database.engine,
-    ...(config.auditMirror ? { mirror: fileMirror(config.auditMirror) } : {}),
+    ...(mirror.mirror ? { mirror: mirror.mirror } : {}),
   });
   await app.listen({ host: config.host, port: config.port });
   sealer.start();
@@ -95,6 +97,7 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
   io.stdout.write('custos: stopping\n');
   await sweep.stop();
   await sealer.stop();
+  await mirror.close();
   await app.close();
   await custos.close();
   return EXIT_OK;

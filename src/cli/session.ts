@@ -1,5 +1,6 @@
 import { type Custos, openCustos } from '../app/custos.ts';
-import { fileMirror, sealIfFree } from '../audit/sealer.ts';
+import { sealIfFree } from '../audit/sealer.ts';
+import { configuredMirror } from '../audit/syslog.ts';
 import type { Config } from '../config/config.ts';
 import type { Io } from './output.ts';
 
@@ -13,11 +14,12 @@ export async function withCustos<T>(config: Config, io: Io, fn: (c: Custos) => P
   try {
     return await fn(c);
   } finally {
+    const mirror = configuredMirror(config);
     try {
       await sealIfFree({
         db: c.database.db,
         keyring: c.keyring,
-        ...(config.auditMirror ? { mirror: fileMirror(config.auditMirror) } : {}),
+        ...(mirror.mirror ? { mirror: mirror.mirror } : {}),
       });
     } catch (e) {
       // The entries are committed and will be sealed by the next round; say so, without detail.
@@ -25,6 +27,7 @@ export async function withCustos<T>(config: Config, io: Io, fn: (c: Custos) => P
         `custos: warning: audit sealing did not run (${(e as Error).name}); run custos audit seal\n`,
       );
     }
+    await mirror.close();
     await c.close();
   }
 }

@@ -12,6 +12,8 @@ export interface Config {
   readonly maxImportBytes: number;
   /** File that receives every sealed audit entry as a JSON line (a copy outside the database). */
   readonly auditMirror: string | undefined;
+  /** `udp://host:port` or `tcp://host:port`: a syslog collector receiving every sealed entry. */
+  readonly auditSyslog: string | undefined;
   /** Where `custos serve` listens (default localhost:8443). */
   readonly host: string;
   readonly port: number;
@@ -40,6 +42,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     keyFile,
     maxImportBytes,
     auditMirror,
+    auditSyslog: env.CUSTOS_AUDIT_SYSLOG || undefined,
     host: env.CUSTOS_HOST || 'localhost',
     port: Number(env.CUSTOS_PORT || 8443),
     tlsCert: env.CUSTOS_TLS_CERT || undefined,

@@ -28,13 +28,14 @@ export async function run(): Promise<void> {
   try {
     const sys = systemContext({ practiceId: custos.practiceId, purpose: 'import', requestId: 'bench' });
     const ids: string[] = [];
+    // The plaintext baseline tables are created by the owner (the application role may not).
     await sql`CREATE TABLE plain_patients (id uuid PRIMARY KEY, identity jsonb NOT NULL)`.execute(
-      custos.database.db,
+      custos.database.owner,
     );
     await sql`CREATE TABLE plain_records (id uuid PRIMARY KEY, patient_id uuid NOT NULL, kind text NOT NULL, version int NOT NULL, body jsonb NOT NULL)`.execute(
-      custos.database.db,
+      custos.database.owner,
     );
-    await sql`CREATE INDEX ON plain_records (patient_id)`.execute(custos.database.db);
+    await sql`CREATE INDEX ON plain_records (patient_id)`.execute(custos.database.owner);
     for (const p of generateDemoPatients({ count: PATIENTS, seed: 7 })) {
       const { id } = await custos.chart.createPatient(sys, p.identity, { careTeam: ['bench-clinician'] });
       // Exactly 20 clinical rows per patient: the demo's own records, cycled.
@@ -63,7 +64,7 @@ export async function run(): Promise<void> {
       }
       ids.push(id);
     }
-    await sql`ANALYZE`.execute(custos.database.db);
+    await sql`ANALYZE`.execute(custos.database.owner);
     const user = accessContext({
       actor: { kind: 'user', id: 'bench-clinician' },
       role: 'clinician',

@@ -32,7 +32,7 @@ export async function run(): Promise<void> {
                  'ps_' || ((${done} + g + 3) % ${PATIENTS}), 'ps_' || ((${done} + g + 4) % ${PATIENTS}))) END
           FROM generate_series(1, ${k}) g`.execute(kdb);
     }
-    await sql`VACUUM ANALYZE audit_entries`.execute(kdb);
+    await sql`VACUUM ANALYZE audit_entries`.execute(custos.database.owner);
     const loadSeconds = (performance.now() - loadStart) / 1000;
     const latencies: number[] = [];
     let rows = 0;

@@ -39,7 +39,7 @@ export async function run(): Promise<void> {
       await loadPlan(custos.chart, ctx, batch);
     }
     const loadSeconds = (performance.now() - loadStart) / 1000;
-    await sql`ANALYZE`.execute(custos.database.db);
+    await sql`ANALYZE`.execute(custos.database.owner);
     const latencies: number[] = [];
     let found = 0;
     for (let i = 0; i < SEARCHES; i++) {

@@ -59,6 +59,10 @@ describe.skipIf(skip)('starting up', () => {
         '003_audit_report_indexes',
         '004_identity',
         '005_practice_settings',
+        '006_access_control',
+        '007_access_reviews',
+        '008_row_level_security',
+        '009_staff_family_index',
       ],
       fresh: true,
     });

@@ -47,8 +47,9 @@ describe.skipIf(skip)('kill -9 on the embedded database', () => {
       try {
         const key = { publicKey: custos.keyring.auditPublicKey, keyId: custos.keyring.auditKeyId };
         const r1 = await verifyTrail(custos.database.db, key);
-        expect(r1.ok).toBe(true);
-        expect(r1.entries).toBeGreaterThan(0);
+        expect(r1).toMatchObject({ ok: true });
+        // The writer's sealer wrote checkpoints before it died.
+        expect(r1.ok && r1.entries).toBeGreaterThan(0);
         await sealOnce({ db: custos.database.db, keyring: custos.keyring });
         const total = Number(
           (await sql<{ n: string }>`SELECT count(*) AS n FROM audit_entries`.execute(custos.database.db))

@@ -31,7 +31,7 @@ export function parseSyslogTarget(url: string): { protocol: 'udp' | 'tcp'; host:
       'CUSTOS_AUDIT_SYSLOG must look like udp://host:514 or tcp://host:601',
     );
   }
-  return { protocol: m[1] as 'udp' | 'tcp', host: m[2]!.replace(/^\[|\]$/g, ''), port };
+  return { protocol: m[1] as 'udp' | 'tcp', host: (m[2] ?? '').replace(/^\[|\]$/g, ''), port };
 }
 
 export interface SyslogMirror {

@@ -156,7 +156,10 @@ export async function shareRecord(
 ): Promise<void> {
   return g.call(ctx, { action: 'share', resourceType: 'record', resourceId: recordId }, async (tx, t) => {
     await g.recordFacts(tx, ctx, t, recordId, 'share');
-    await assertStaff(tx, ctx.practiceId, [userId], 'userId');
+    // Stopping a share works for any account, disabled ones included; sharing needs an active one.
+    if (shared) {
+      await assertStaff(tx, ctx.practiceId, [userId], 'userId');
+    }
     if (userId === ctx.actor.id) {
       throw validationError('userId', 'must be a colleague, not the author');
     }

@@ -82,6 +82,21 @@ export async function createPatient(
     ];
     if (ctx.actor.kind === 'user') {
       await assertStaff(tx, ctx.practiceId, team, 'careTeam');
+      // Naming other members needs the care-team grant, flagging needs the flag grant, decided
+      // as if on the new patient (the registering clinician or nurse is on its team).
+      const facts = {
+        restricted: false,
+        onTeam: team.includes(ctx.actor.id),
+        breakGlass: null,
+        consent: null,
+        self: false,
+      };
+      if (team.some((u) => u !== ctx.actor.id)) {
+        g.decide(ctx, t, 'care-team', { kind: 'patient' }, facts);
+      }
+      if (options.restricted) {
+        g.decide(ctx, t, 'flag', { kind: 'patient' }, facts);
+      }
     }
     if (options.restricted) {
       await tx.updateTable('patients').set({ restricted: true }).where('id', '=', id).execute();
@@ -335,7 +350,13 @@ export async function listCareTeam(
   patientId: string,
 ): Promise<CareTeamMember[]> {
   return g.call(ctx, { action: 'list', resourceType: 'care-team' }, async (tx, t) => {
-    const p = await g.patientFacts(tx, ctx, t, patientId, 'read', { kind: 'patient' });
+    // Who may see a chart is for those who see the patient, and for the privacy officer.
+    const p = await g.loadPatient(tx, ctx, t, patientId);
+    const subject = g.subject(ctx);
+    const oversight = g.policy(subject, 'report', { kind: 'patient' }, { patient: p.facts }).allow;
+    if (!oversight) {
+      g.decide(ctx, t, 'read', { kind: 'patient' }, p.facts);
+    }
     const rows = await tx
       .selectFrom('care_team as ct')
       .leftJoin('users as u', (j) => j.on(sql<boolean>`u.id::text = ct.user_id`))

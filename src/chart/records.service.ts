@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { categoriesOf } from '../access/categories.ts';
 import type { AccessContext } from '../access/context.ts';
+import { CLINICAL_SECTIONS } from '../access/grants.ts';
 import { CONSENT_CATEGORIES } from '../access/policy.ts';
 import { validationError } from '../errors.ts';
 import * as store from './chart.store.ts';
@@ -200,6 +201,10 @@ export async function listRecords(
       'read',
       k ? { kind: 'section', section: k } : { kind: 'chart' },
     );
+    // Listing records needs a grant on some clinical section (front desk has none).
+    if (!k && !CLINICAL_SECTIONS.some((s) => p.decision.view[s] !== undefined)) {
+      throw new Denied('no-grant');
+    }
     return {
       query: {
         records: { pseudonym: p.link.pseudonym, ...(k ? { kind: k } : {}) },

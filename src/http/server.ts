@@ -3,7 +3,7 @@ import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { type AccessContext, accessContext } from '../access/context.ts';
+import { type AccessContext, accessContext, type Purpose } from '../access/context.ts';
 import { CustosError, isCustosError, notFound } from '../errors.ts';
 import { detectInjection } from '../guard/injection.ts';
 import { type RequestMeta, securityContext, securityEvent, userAgentHash } from '../identity/events.ts';
@@ -286,6 +286,19 @@ async function resolveContext(
     throw unauthenticated;
   }
   if (roles && roles.length > 0 && !user.roles.some((r) => roles.includes(r))) {
+    // A route the user's roles do not reach: the same 404 as a missing resource, and audited.
+    await securityEvent(
+      services.custos.database.db,
+      securityContext(meta, { id: user.id }),
+      {
+        action: 'route-denied',
+        resourceType: 'route',
+        resourceId: req.routeOptions.url ?? null,
+        outcome: 'denied',
+        reason: 'role',
+      },
+      services.clock(),
+    );
     throw notFound('resource');
   }
   if (
@@ -301,10 +314,28 @@ async function resolveContext(
     actor: { kind: 'user', id: user.id },
     role: user.roles.join(','),
     practiceId: s.practiceId,
-    purpose: 'treatment',
+    purpose: purposeOf(user.roles),
     sessionId: s.idHash.subarray(0, 16).toString('hex'),
     clientAddress: meta.clientAddress,
     ...(meta.userAgentHash ? { userAgentHash: meta.userAgentHash } : {}),
     requestId: meta.requestId,
   });
+}
+
+/**
+ * The purpose of use a staff request is recorded with (HL7 PurposeOfUse): care for clinicians
+ * and nurses, payment for billing, audit for the privacy officer, operations otherwise.
+ * Break-the-glass access is recorded as `emergency` by the gate.
+ */
+export function purposeOf(roles: readonly string[]): Purpose {
+  if (roles.includes('clinician') || roles.includes('nurse')) {
+    return 'treatment';
+  }
+  if (roles.includes('billing')) {
+    return 'payment';
+  }
+  if (roles.includes('privacy_officer')) {
+    return 'audit';
+  }
+  return 'operations';
 }

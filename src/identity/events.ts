@@ -48,7 +48,7 @@ export async function securityEvent(
   ctx: AccessContext,
   event: {
     action: string;
-    resourceType: 'user' | 'session' | 'address' | 'request' | 'practice';
+    resourceType: 'user' | 'session' | 'address' | 'request' | 'practice' | 'route';
     resourceId?: string | null;
     outcome: AuditOutcome;
     reason?: string;

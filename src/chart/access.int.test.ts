@@ -231,6 +231,14 @@ describe.skipIf(skip)('access control through the gate', () => {
       current: false,
       endedBy: ids.therapist,
     });
+    // The privacy officer sees who is on the team; front desk lists no records (no clinical grant).
+    expect((await c.chart.listCareTeam(staff.officer!, id)).length).toBe(2);
+    await denied(c.chart.listRecords(staff.desk!, id));
+    // Registering with other members needs the care-team grant; restricted needs the flag grant.
+    await denied(c.chart.createPatient(staff.nurse!, identity(), { careTeam: [ids.colleague!] }));
+    await denied(c.chart.createPatient(staff.desk!, identity(), { restricted: true }));
+    const own = await c.chart.createPatient(staff.nurse!, identity());
+    expect((await c.chart.listCareTeam(staff.nurse!, own.id)).map((m) => m.username)).toEqual(['nurse']);
     // Bad input names the field and changes nothing.
     const bad = await c.chart.addCareTeamMember(staff.desk!, id, 'not-a-user').catch((e: unknown) => e);
     expect(isCustosError(bad, 'CUSTOS_ERR_VALIDATION') && bad.field).toBe('userId');

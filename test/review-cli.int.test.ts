@@ -126,6 +126,9 @@ describe.skipIf(skip)('custos review', () => {
     expect(lines[5]).toBe(
       '4 accounts; 1 overdue for review (every 90 days); dormant after 90 days without a login',
     );
+    expect(lines[6]).toBe(
+      "0 break-glass grants awaiting the privacy officer's review; 0 overdue (review within 7 days; GET /api/v1/break-glass/reviews)",
+    );
 
     const rows = await withDb((c) =>
       c.database.db.selectFrom('access_reviews').selectAll().orderBy('reviewed_at').execute(),

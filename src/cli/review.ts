@@ -65,6 +65,10 @@ export async function review(args: string[], config: Config, io: Io): Promise<nu
     io.stdout.write(
       `${list.users.length} accounts; ${overdue} overdue for review (every ${list.reviewIntervalDays} days); dormant after ${list.dormantDays} days without a login\n`,
     );
+    const queue = await s.breakGlass.queue(ctx, s.clock());
+    io.stdout.write(
+      `${queue.grants.length} break-glass grants awaiting the privacy officer's review; ${queue.overdue} overdue (review within ${queue.breakGlassReviewDays} days; GET /api/v1/break-glass/reviews)\n`,
+    );
     return EXIT_OK;
   });
 }

@@ -111,7 +111,7 @@ const CASES: readonly Case[] = [
     route: 'GET /api/v1/patients/:id/care-team',
     target: (f) => f.patient,
     legit: 'owner',
-    allowed: IDENTITY_READERS,
+    allowed: { ...IDENTITY_READERS, officer: 'the privacy officer sees who may see a chart (oversight)' },
   },
   {
     route: 'POST /api/v1/patients/:id/care-team',

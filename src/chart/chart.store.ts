@@ -21,8 +21,8 @@ const grantSql = (col: string, actorId: string, now: Date) =>
 
 /** The caller shares the patient's family name (blind indexes compared; SQL). */
 const namesakeSql = (col: string, actorId: string) =>
-  sql<boolean>`EXISTS (SELECT 1 FROM users u JOIN patient_index pi ON pi.hash = u.family_index
-        WHERE u.id::text = ${actorId} AND pi.patient_id = ${sql.raw(col)} AND pi.kind = 'family')`;
+  sql<boolean>`EXISTS (SELECT 1 FROM patient_index pi WHERE pi.patient_id = ${sql.raw(col)} AND pi.kind = 'family'
+        AND pi.hash = (SELECT u.family_index FROM users u WHERE u.id::text = ${actorId}))`;
 
 /** Facts about a patient for the policy (no health data): the sealed link, the caller's relationship, consent. */
 export interface PatientFactsRow {
@@ -332,7 +332,7 @@ const recordSelect = (q: {
   SELECT 'record' AS part, r.id, rv.version, r.kind, r.sensitivity, r.author_id, r.status,
          NULL AS active, r.created_at, rv.created_at AS updated_at, rv.body,
          r.categories, r.released_at IS NOT NULL AS released,
-         EXISTS (SELECT 1 FROM record_shares rs WHERE rs.record_id = r.id AND rs.user_id = ${q.actorId}) AS shared
+         (r.sensitivity = 'psychotherapy' AND EXISTS (SELECT 1 FROM record_shares rs WHERE rs.record_id = r.id AND rs.user_id = ${q.actorId})) AS shared
     FROM records r
     JOIN record_versions rv ON rv.record_id = r.id ${q.allVersions ? sql`` : sql`AND rv.version = r.current_version`}
    WHERE r.practice_id = ${q.practiceId}

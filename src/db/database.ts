@@ -85,6 +85,7 @@ export function connect(conn: Connection): Database {
       'postgres',
       (client) => client,
       once(() => pool.end()),
+      preparing,
     );
   }
   // Both handles share this pool of one: PGlite has one session, and the pool is what makes
@@ -118,6 +119,7 @@ function handles(
   engine: Engine,
   sessionOf: (client: pg.PoolClient) => object,
   close: () => Promise<void>,
+  wrap: (client: pg.PoolClient) => pg.PoolClient = (client) => client,
 ): Database {
   const as = (who: string, role: string, practiceId: string) =>
     new Kysely<CoreDb>({
@@ -140,7 +142,7 @@ function handles(
               }
               setTo.set(session, who);
             }
-            return client;
+            return wrap(client);
           },
           // The pool is shared by both handles and ended once, by `close`.
           end: async () => undefined,
@@ -158,6 +160,53 @@ function handles(
     close,
   });
   return bound(undefined);
+}
+
+/**
+ * Statements the process runs again and again (the gate's facts and audited reads, session
+ * checks) are sent as named prepared statements once a text has been seen twice, so PostgreSQL
+ * plans them once per connection instead of on every call (planning is most of the cost of a
+ * small query under row-level security). Bounded per connection; texts seen once (IN lists of
+ * varying length) stay unnamed. PostgreSQL only: PGlite's single session is shared by every pool
+ * client, which could not know each other's statements.
+ */
+const seen = new Map<string, number>();
+const SEEN_MAX = 5000;
+const PREPARED_PER_CONNECTION = 500;
+const prepared = new WeakMap<pg.PoolClient, Map<string, string>>();
+let nextName = 0;
+
+function preparing(client: pg.PoolClient): pg.PoolClient {
+  let names = prepared.get(client);
+  if (!names) {
+    names = new Map();
+    prepared.set(client, names);
+  }
+  const known = names;
+  const query = (text: unknown, values?: unknown[]) => {
+    // Several commands in one text (migrations, setup) cannot be a prepared statement.
+    if (typeof text !== 'string' || text.includes(';')) {
+      return (client.query as (...a: unknown[]) => unknown)(text, values);
+    }
+    let name = known.get(text);
+    if (name === undefined) {
+      const n = (seen.get(text) ?? 0) + 1;
+      if (seen.size < SEEN_MAX || seen.has(text)) {
+        seen.set(text, n);
+      }
+      if (n >= 2 && known.size < PREPARED_PER_CONNECTION) {
+        name = `custos_${nextName++}`;
+        known.set(text, name);
+      }
+    }
+    return name === undefined
+      ? client.query(text, values)
+      : client.query({ name, text, values: values ?? [] });
+  };
+  return Object.assign(Object.create(client) as pg.PoolClient, {
+    query,
+    release: client.release.bind(client),
+  });
 }
 
 function once(f: () => Promise<void>): () => Promise<void> {

@@ -27,6 +27,8 @@ export interface AccessContext {
   readonly clientAddress?: string;
   readonly userAgentHash?: string;
   readonly requestId: string;
+  /** When the user last re-authenticated in this session (step-up), if ever. */
+  readonly reauthenticatedAt?: Date;
 }
 
 /** Builds a frozen context. */

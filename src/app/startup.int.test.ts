@@ -63,6 +63,7 @@ describe.skipIf(skip)('starting up', () => {
         '007_access_reviews',
         '008_row_level_security',
         '009_staff_family_index',
+        '010_notes_lifecycle',
       ],
       fresh: true,
     });

@@ -183,6 +183,10 @@ export async function loadRecordHead(tx: Tx, q: { practiceId: string; recordId: 
       'r.current_version',
       'r.categories',
       'r.released_at',
+      'r.signed_at',
+      'r.signed_by',
+      'r.amends',
+      'r.amended_by',
       sql<boolean>`EXISTS (SELECT 1 FROM record_shares rs WHERE rs.record_id = r.id AND rs.user_id = ${q.actorId})`.as(
         'shared',
       ),
@@ -307,6 +311,10 @@ export interface AuditedRow {
   readonly released: boolean | null;
   /** The record is shared with the caller (psychotherapy notes). */
   readonly shared: boolean | null;
+  readonly signed_at: Date | null;
+  readonly signed_by: string | null;
+  readonly amends: string | null;
+  readonly amended_by: string | null;
 }
 
 const identitySelect = (q: {
@@ -316,7 +324,8 @@ const identitySelect = (q: {
 }) => sql`
   SELECT 'identity' AS part, p.id, pv.version, NULL AS kind, NULL AS sensitivity, NULL AS author_id, NULL AS status,
          p.active, p.created_at, pv.created_at AS updated_at, pv.body,
-         NULL::text[] AS categories, NULL::boolean AS released, NULL::boolean AS shared
+         NULL::text[] AS categories, NULL::boolean AS released, NULL::boolean AS shared,
+         NULL::timestamptz AS signed_at, NULL::text AS signed_by, NULL::uuid AS amends, NULL::uuid AS amended_by
     FROM patients p
     JOIN patient_versions pv ON pv.patient_id = p.id ${q.allVersions ? sql`` : sql`AND pv.version = p.current_version`}
    WHERE p.practice_id = ${q.practiceId} AND p.id IN (${sql.join(q.patientIds)})`;
@@ -332,7 +341,8 @@ const recordSelect = (q: {
   SELECT 'record' AS part, r.id, rv.version, r.kind, r.sensitivity, r.author_id, r.status,
          NULL AS active, r.created_at, rv.created_at AS updated_at, rv.body,
          r.categories, r.released_at IS NOT NULL AS released,
-         (r.sensitivity = 'psychotherapy' AND EXISTS (SELECT 1 FROM record_shares rs WHERE rs.record_id = r.id AND rs.user_id = ${q.actorId})) AS shared
+         (r.sensitivity = 'psychotherapy' AND EXISTS (SELECT 1 FROM record_shares rs WHERE rs.record_id = r.id AND rs.user_id = ${q.actorId})) AS shared,
+         r.signed_at, r.signed_by, r.amends, r.amended_by
     FROM records r
     JOIN record_versions rv ON rv.record_id = r.id ${q.allVersions ? sql`` : sql`AND rv.version = r.current_version`}
    WHERE r.practice_id = ${q.practiceId}
@@ -343,7 +353,8 @@ const recordSelect = (q: {
 const keySelect = (q: { practiceId: string; keyIds: readonly string[] }) => sql`
   SELECT 'key' AS part, dk.id, 0 AS version, NULL AS kind, NULL AS sensitivity, NULL AS author_id, NULL AS status,
          NULL AS active, dk.created_at, dk.created_at AS updated_at, dk.wrapped AS body,
-         NULL::text[] AS categories, NULL::boolean AS released, NULL::boolean AS shared
+         NULL::text[] AS categories, NULL::boolean AS released, NULL::boolean AS shared,
+         NULL::timestamptz AS signed_at, NULL::text AS signed_by, NULL::uuid AS amends, NULL::uuid AS amended_by
     FROM data_keys dk
    WHERE dk.practice_id = ${q.practiceId} AND dk.id IN (${sql.join(q.keyIds)})`;
 

@@ -42,6 +42,11 @@ export class CallKeys {
     return this.openJson<T>(keyId, wrapped, at, blob);
   }
 
+  /** Decrypts a UTF-8 text sealed with a patient's data key. */
+  openText(keyId: string, wrapped: Buffer, at: Binding, blob: Buffer): string {
+    return open(this.key(keyId, wrapped), at, blob).toString('utf8');
+  }
+
   /** Wipes the unwrapped keys (best effort: V8 may hold copies, but we do not keep them). */
   dispose(): void {
     for (const k of this.#keys.values()) {

@@ -49,6 +49,8 @@ export type ChartAction =
   | 'share'
   | 'release'
   | 'break-glass'
+  | 'sign'
+  | 'amend'
   | 'import'
   | 'report';
 
@@ -59,7 +61,8 @@ export type ResourceType =
   | 'care-team'
   | 'consent'
   | 'bundle'
-  | 'break-glass';
+  | 'break-glass'
+  | 'amendment-request';
 
 /** What the audit entry of a call will say; the call fills in what it learns (pseudonym, detail). */
 export interface Target {
@@ -560,6 +563,13 @@ export function openRecordRow(
     status: r.status as ClinicalRecord['status'],
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    ...(r.kind === 'note'
+      ? {
+          signed: r.signed_at ? { by: r.signed_by ?? '', at: r.signed_at } : null,
+          amends: r.amends,
+          amendedBy: r.amended_by,
+        }
+      : {}),
     body: keys.openWith(wk, recordBodyAt(r.id, r.version), r.body),
   };
 }

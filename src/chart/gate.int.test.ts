@@ -163,7 +163,11 @@ describe.skipIf(skip)('the gate', () => {
   it('keeps every version and refuses an update based on a stale one', async () => {
     const sys = system(c.practiceId);
     const { id } = await c.chart.createPatient(sys, identity());
-    const r = await c.chart.createRecord(sys, id, note('First.'));
+    // A draft note (a user's): notes the system loads are signed, and signed notes are final.
+    const writer = await staffRow(c.database.db, c.practiceId, 'versions-writer', ['clinician']);
+    await c.chart.addCareTeamMember(sys, id, writer);
+    const w = user(c.practiceId, writer);
+    const r = await c.chart.createRecord(w, id, note('First.'));
     expect(await c.chart.updateRecord(sys, r.id, { expectedVersion: 1, body: note('Second.').body })).toEqual(
       { version: 2 },
     );

@@ -9,6 +9,7 @@ import * as access from './access.service.ts';
 import type * as store from './chart.store.ts';
 import { asCore, Denied, failureReason, GateCore, type Target } from './gate-core.ts';
 import type { ClinicalRecord, NewRecord, Patient, RecordKind } from './model.ts';
+import * as notes from './notes.service.ts';
 import * as patients from './patients.service.ts';
 import * as records from './records.service.ts';
 import type { ChartTables } from './tables.ts';
@@ -129,6 +130,31 @@ export class Chart {
   /** Releases a record to the patient portal, or withdraws it. */
   releaseRecord(ctx: AccessContext, recordId: string, released = true) {
     return access.releaseRecord(this.#core, ctx, recordId, released);
+  }
+
+  /** The author signs a draft note (after a re-authentication within 5 minutes); it is final then. */
+  signNote(ctx: AccessContext, recordId: string, expectedVersion: number) {
+    return notes.signNote(this.#core, ctx, recordId, expectedVersion);
+  }
+
+  /** Amends a signed note: a new signed note `{ reason, body }` linked to the original. */
+  amendNote(ctx: AccessContext, recordId: string, amendment: unknown) {
+    return notes.amendNote(this.#core, ctx, recordId, amendment);
+  }
+
+  /** Records a patient's request to amend a record (by the patient, or staff on their behalf). */
+  requestAmendment(ctx: AccessContext, recordId: string, request: unknown) {
+    return notes.requestAmendment(this.#core, ctx, recordId, request);
+  }
+
+  /** Accepts (naming the amendment) or denies (with a reason) an amendment request. */
+  decideAmendment(ctx: AccessContext, requestId: string, decision: unknown) {
+    return notes.decideAmendment(this.#core, ctx, requestId, decision);
+  }
+
+  /** A patient's amendment requests with their texts and decisions. */
+  listAmendmentRequests(ctx: AccessContext, patientId: string) {
+    return notes.listAmendmentRequests(this.#core, ctx, patientId);
   }
 
   /** Emergency access to one patient for a limited time (the caller has re-authenticated). */

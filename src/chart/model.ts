@@ -138,6 +138,8 @@ export const Note = z.object({
   body: text(100000),
   date: isoDateTime,
   encounterId: z.uuid().optional(),
+  /** Set on an amendment: why the original was amended. */
+  amendmentReason: text(2000).optional(),
 });
 
 export const DocumentMeta = z.object({
@@ -180,6 +182,11 @@ export interface ClinicalRecord<K extends RecordKind = RecordKind> {
   readonly status: 'active' | 'entered-in-error';
   readonly createdAt: Date;
   readonly updatedAt: Date;
+  /** Notes only: who signed it and when (null while a draft). A signed note cannot be edited. */
+  readonly signed?: { readonly by: string; readonly at: Date } | null;
+  /** Notes only: the note this one amends, and the amendment that superseded this one. */
+  readonly amends?: string | null;
+  readonly amendedBy?: string | null;
   readonly body: RecordBody<K>;
 }
 

@@ -3,7 +3,7 @@ import { categoriesOf } from '../access/categories.ts';
 import type { AccessContext } from '../access/context.ts';
 import { CLINICAL_SECTIONS } from '../access/grants.ts';
 import { CONSENT_CATEGORIES } from '../access/policy.ts';
-import { validationError } from '../errors.ts';
+import { CustosError, validationError } from '../errors.ts';
 import * as store from './chart.store.ts';
 import { recordBodyAt, sealJson } from './cipher.ts';
 import {
@@ -82,6 +82,11 @@ export async function createRecord(
         current_version: 1,
         created_at: now,
         updated_at: now,
+        // A user's new note is a draft until its author signs it; notes the system loads
+        // (imports of existing charts) were final where they came from.
+        ...(kind === 'note' && ctx.actor.kind === 'system'
+          ? { signed_at: now, signed_by: input.authorId ?? ctx.actor.id }
+          : {}),
       })
       .execute();
     await tx
@@ -140,6 +145,9 @@ export async function updateRecord(
     { action: 'update', resourceType: 'record', resourceId: recordId },
     async (tx, t, keys) => {
       const head = await g.recordFacts(tx, ctx, t, recordId, 'write');
+      if (head.signed_at !== null) {
+        throw new CustosError('CUSTOS_ERR_CONFLICT', 'a signed note cannot be edited; amend it instead');
+      }
       const kind = parseKind(head.kind);
       const body = parseBody(kind, input.body);
       if (input.status !== undefined && input.status !== 'active' && input.status !== 'entered-in-error') {

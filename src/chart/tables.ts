@@ -6,6 +6,21 @@ import type { ColumnType } from 'kysely';
  * rule `noRestrictedImports` fail when any other module imports this file or a chart store.
  */
 export type ChartTables = {
+  /** A patient's requests to amend a record (ONC 170.315(d)(4)); texts sealed with the patient's key. */
+  amendment_requests: {
+    id: string;
+    practice_id: string;
+    record_id: string;
+    pseudonym: string;
+    request: Buffer;
+    status: string;
+    decision: Buffer | null;
+    amendment_id: string | null;
+    requested_by: string;
+    requested_at: Date;
+    decided_by: string | null;
+    decided_at: Date | null;
+  };
   /** Colleagues an author shared a psychotherapy note with (45 CFR 164.508(a)(2)). */
   record_shares: {
     record_id: string;
@@ -68,6 +83,12 @@ export type ChartTables = {
     categories: ColumnType<string[], string[] | undefined, string[]>;
     /** Set when a clinician releases the record to the patient portal. */
     released_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+    /** Notes: when and by whom signed (null while a draft). */
+    signed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+    signed_by: ColumnType<string | null, string | null | undefined, string | null>;
+    /** An amendment names the note it amends; the amended note names its amendment. */
+    amends: ColumnType<string | null, string | null | undefined, string | null>;
+    amended_by: ColumnType<string | null, string | null | undefined, string | null>;
     current_version: number;
     created_at: Date;
     updated_at: Date;

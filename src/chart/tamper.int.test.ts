@@ -109,8 +109,12 @@ describe.skipIf(skip)('stored ciphertext', () => {
     );
     expect(await integrity(c.chart.readPatient(sys, b.patientId))).toBe(true);
     // An old version replayed as the current one.
-    const r = await c.chart.createRecord(sys, a.patientId, note('v1'));
-    await c.chart.updateRecord(sys, r.id, { expectedVersion: 1, body: note('v2').body });
+    // (A condition: notes the system loads are signed, and a signed note has no second version.)
+    const r = await c.chart.createRecord(sys, a.patientId, condition());
+    await c.chart.updateRecord(sys, r.id, {
+      expectedVersion: 1,
+      body: { ...condition().body, clinicalStatus: 'resolved' },
+    });
     await sql`UPDATE record_versions SET body = (SELECT body FROM record_versions WHERE record_id = ${r.id} AND version = 1) WHERE record_id = ${r.id} AND version = 2`.execute(
       c.database.db,
     );

@@ -57,6 +57,10 @@ Environment:
   CUSTOS_TRUSTED_PROXIES             proxy addresses trusted for X-Forwarded-For (with --behind-proxy)
   CUSTOS_AUDIT_MIRROR                file receiving every sealed audit entry as a JSON line
   CUSTOS_AUDIT_SYSLOG                udp://host:port or tcp://host:port: syslog collector for sealed entries
+  CUSTOS_SMTP_URL                    mail relay smtp://user:pass@host:587 (STARTTLS) or smtps://; unset: outbox
+  CUSTOS_MAIL_FROM                   From address of notifications (default Custos <no-reply@localhost>)
+  CUSTOS_PORTAL_URL                  patient portal linked from notifications (default https://localhost:8444)
+  CUSTOS_SMTP_CA_FILE                PEM certificate of the private CA that signed the relay's certificate
 
 Exit codes: 0 done, 1 failed, 2 usage or input error (nothing was changed).
 `;

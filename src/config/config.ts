@@ -22,6 +22,14 @@ export interface Config {
   readonly tlsKey: string | undefined;
   /** Proxies whose X-Forwarded-For is trusted (with `--behind-proxy`), comma-separated addresses. */
   readonly trustedProxies: readonly string[];
+  /** Mail relay: `smtp://user:pass@relay:587` (STARTTLS required) or `smtps://relay:465`; unset: outbox. */
+  readonly smtpUrl: string | undefined;
+  /** From address of notifications (default `Custos <no-reply@localhost>`). */
+  readonly mailFrom: string;
+  /** The patient portal's address, the only link a notification carries (default https://localhost:8444). */
+  readonly portalUrl: string;
+  /** PEM file of the private CA that signed the mail relay's certificate (replaces the system roots). */
+  readonly smtpCaFile: string | undefined;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -51,6 +59,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
+    smtpUrl: env.CUSTOS_SMTP_URL || undefined,
+    mailFrom: env.CUSTOS_MAIL_FROM || 'Custos <no-reply@localhost>',
+    portalUrl: env.CUSTOS_PORTAL_URL || 'https://localhost:8444',
+    smtpCaFile: env.CUSTOS_SMTP_CA_FILE ? path.resolve(cwd, env.CUSTOS_SMTP_CA_FILE) : undefined,
   };
 }
 

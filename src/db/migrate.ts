@@ -9,6 +9,7 @@ import * as m006 from './migrations/006_access_control.ts';
 import * as m007 from './migrations/007_access_reviews.ts';
 import * as m008 from './migrations/008_row_level_security.ts';
 import * as m009 from './migrations/009_staff_family_index.ts';
+import * as m010 from './migrations/010_notes_lifecycle.ts';
 import type { CoreDb } from './schema.ts';
 
 /** Every migration this version of Custos knows, in order. One set for both engines. */
@@ -22,6 +23,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '007_access_reviews': m007,
   '008_row_level_security': m008,
   '009_staff_family_index': m009,
+  '010_notes_lifecycle': m010,
 };
 
 const TABLE = 'custos_migrations';

@@ -97,6 +97,9 @@ describe.skipIf(skip)('practice isolation with row-level security', () => {
         VALUES (${record.id}, ${practiceId}, ${u2}, ${u1}, ${now})`.execute(db);
       await sql`INSERT INTO patient_consents (patient_id, practice_id, version, body, updated_at, updated_by)
         VALUES (${id}, ${practiceId}, 1, ${randomBytes(40)}, ${now}, ${u1})`.execute(db);
+      await sql`INSERT INTO amendment_requests (id, practice_id, record_id, pseudonym, request, status, requested_by, requested_at)
+        SELECT ${randomUUID()}, ${practiceId}, r.id, r.pseudonym, ${randomBytes(40)}, 'requested', ${u1}, ${now}
+          FROM records r WHERE r.id = ${record.id}`.execute(db);
       await sql`INSERT INTO break_glass_grants (id, practice_id, user_id, patient_id, reason_category, reason, starts_at, expires_at)
         VALUES (${randomUUID()}, ${practiceId}, ${u2}, ${id}, 'emergency-treatment', ${randomBytes(40)}, ${now}, ${later})`.execute(
         db,

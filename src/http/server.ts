@@ -15,6 +15,7 @@ import { registerChartRoutes } from './chart.routes.ts';
 import { MFA_COOKIE, SESSION_COOKIE } from './cookies.ts';
 import { registerEnrollRoutes } from './enroll.routes.ts';
 import { registerMetaRoutes } from './meta.routes.ts';
+import { registerNotesRoutes } from './notes.routes.ts';
 import { registerPasskeyRoutes } from './passkey.routes.ts';
 import { registerReviewRoutes } from './review.routes.ts';
 import type { Auth, Resolve } from './route.ts';
@@ -224,6 +225,7 @@ export async function buildServer(services: Services, options: ServerOptions): P
   registerEnrollRoutes(app, services, resolveCtx);
   registerAdminRoutes(app, services, resolveCtx);
   registerPasskeyRoutes(app, services, resolveCtx);
+  registerNotesRoutes(app, services, resolveCtx);
   registerReviewRoutes(app, services, resolveCtx);
   registerChartRoutes(app, services, resolveCtx);
   registerBreakGlassRoutes(app, services, resolveCtx);
@@ -316,6 +318,7 @@ async function resolveContext(
     practiceId: s.practiceId,
     purpose: purposeOf(user.roles),
     sessionId: s.idHash.subarray(0, 16).toString('hex'),
+    ...(s.reauthAt ? { reauthenticatedAt: s.reauthAt } : {}),
     clientAddress: meta.clientAddress,
     ...(meta.userAgentHash ? { userAgentHash: meta.userAgentHash } : {}),
     requestId: meta.requestId,

@@ -251,6 +251,10 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
       status: 'active',
       createdAt: at,
       updatedAt: at,
+      // A new note is a draft until its author signs it.
+      signed: null,
+      amends: null,
+      amendedBy: null,
       body: noteBody(),
     });
 

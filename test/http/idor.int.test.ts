@@ -45,6 +45,7 @@ interface Fixture {
   readonly psy: string;
   readonly grant: string;
   readonly colleague: string;
+  readonly request: string;
 }
 
 interface Case {
@@ -194,6 +195,40 @@ const CASES: readonly Case[] = [
     legit: 'owner',
   },
   {
+    route: 'POST /api/v1/records/:id/sign',
+    target: (f) => f.note,
+    body: () => ({ expectedVersion: 1 }),
+    stepUp: true,
+    legit: 'owner',
+  },
+  {
+    route: 'POST /api/v1/records/:id/amendments',
+    target: (f) => f.note,
+    body: () => ({
+      reason: 'Synthetic correction',
+      body: { body: 'Synthetic amended text.', date: '2026-01-03T10:00:00Z' },
+    }),
+    stepUp: true,
+    legit: 'owner',
+  },
+  {
+    route: 'POST /api/v1/records/:id/amendment-requests',
+    target: (f) => f.note,
+    body: () => ({ text: 'Synthetic request by an outsider.' }),
+    legit: 'owner',
+  },
+  {
+    route: 'POST /api/v1/amendment-requests/:id/decision',
+    target: (f) => f.request,
+    body: () => ({ decision: 'denied', reason: 'Synthetic denial reason' }),
+    legit: 'owner',
+  },
+  {
+    route: 'GET /api/v1/patients/:id/amendment-requests',
+    target: (f) => f.patient,
+    legit: 'owner',
+  },
+  {
     route: 'POST /api/v1/break-glass/:id/end',
     target: (f) => f.grant,
     legit: 'emergency',
@@ -330,13 +365,22 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
       reason: REASON,
       minutes: 480,
     });
-    expect([created.status, note.status, psy.status, grant.status]).toEqual([201, 201, 201, 201]);
+    const request = await as.owner!.post(
+      `/api/v1/records/${(note.body as { id: string }).id}/amendment-requests`,
+      {
+        text: 'Synthetic amendment request text.',
+      },
+    );
+    expect([created.status, note.status, psy.status, grant.status, request.status]).toEqual([
+      201, 201, 201, 201, 201,
+    ]);
     f = {
       patient,
       note: (note.body as { id: string }).id,
       psy: (psy.body as { id: string }).id,
       grant: (grant.body as { id: string }).id,
       colleague: staff.colleague!.id,
+      request: (request.body as { id: string }).id,
     };
   }, 240_000);
   afterAll(async () => {
@@ -521,7 +565,13 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
       n: number;
     }>`SELECT count(*)::int AS n FROM record_versions`.execute(db);
     expect(versions).toEqual([{ n: 2 }]);
-    expect((await as.colleague!.get(`/api/v1/records/${f.psy}`)).status).toBe(404);
+    // The step-up cases moved the clock past the idle timeout: log the colleague in afresh.
+    as.colleague = new Client(a);
+    await logIn(a, as.colleague, staff.colleague!);
+    expect((await as.colleague.get(`/api/v1/records/${f.psy}`)).status).toBe(404);
+    // The denied attempts decided no amendment request.
+    const requests = await sql<{ status: string }>`SELECT status FROM amendment_requests`.execute(db);
+    expect(requests.rows).toEqual([{ status: 'requested' }]);
   });
 
   it('does not accept a session of another practice at all', async () => {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { chmod, type FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
@@ -134,26 +135,20 @@ export class BlobStore {
 
     const blobId = randomBytes(16).toString('hex');
     const temp = path.join(this.#tmp, `${randomBytes(16).toString('hex')}.part`);
-    const handle = await open(temp, 'wx', 0o600);
-    let closed = false;
     try {
+      // 'wx': never follow or reuse an existing path; flush: fsync before close, so the rename
+      // below never publishes a blob whose bytes are not on disk yet.
       await pipelineAsync(
         source,
         inspect,
         encryptStream(options.key, options.keyId, options.binding),
-        handle.createWriteStream({ autoClose: false }),
+        createWriteStream(temp, { flags: 'wx', mode: 0o600, flush: true }),
       );
-      await handle.sync();
-      await handle.close();
-      closed = true;
       const final = this.#path(blobId);
       await mkdir(path.dirname(final), { recursive: true, mode: 0o700 });
       await rename(temp, final);
       await syncFolder(path.dirname(final));
     } catch (e) {
-      if (!closed) {
-        await handle.close().catch(() => undefined); // the write stream may have closed it already
-      }
       await rm(temp, { force: true });
       throw e;
     }

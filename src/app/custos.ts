@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { type Kysely, sql } from 'kysely';
 import { Chart } from '../chart/gate.ts';
 import type { Config } from '../config/config.ts';
@@ -7,6 +8,7 @@ import { type Connection, connect, type Database, loadPglite, openDatabase } fro
 import { appliedMigrations, assertSchemaNotNewer, migrate } from '../db/migrate.ts';
 import { withPractice } from '../db/practice-scope.ts';
 import type { CoreDb } from '../db/schema.ts';
+import { BlobStore } from '../files/blob-store.ts';
 import { loadKeys, storeChecks } from './keys.ts';
 
 /** An opened Custos: database, keys, the gate, and the default practice. */
@@ -27,12 +29,18 @@ export interface Custos {
 export interface OpenOptions {
   readonly keyFile: string;
   readonly clock?: () => Date;
+  /** Folder of the encrypted file store (default: none; `openCustos` uses `$CUSTOS_DATA_DIR/blobs`). */
+  readonly blobDir?: string;
 }
 
 /** Opens the configured database (embedded or PostgreSQL). */
 export async function openCustos(config: Config, options: { clock?: () => Date } = {}): Promise<Custos> {
   const database = await openDatabase(config);
-  return initialize(database, { keyFile: config.keyFile, ...options });
+  return initialize(database, {
+    keyFile: config.keyFile,
+    blobDir: path.join(config.dataDir, 'blobs'),
+    ...options,
+  });
 }
 
 /** Opens an explicit connection (tests and benchmarks). */
@@ -58,7 +66,13 @@ async function initialize(database: Database, options: OpenOptions): Promise<Cus
     await storeChecks(owner, keyring);
     const practiceId = await defaultPractice(owner);
     const bound = database.forPractice(practiceId);
-    const chart = new Chart({ db: bound.db, keyring, ...(options.clock ? { clock: options.clock } : {}) });
+    const blobs = options.blobDir ? await BlobStore.open(options.blobDir) : undefined;
+    const chart = new Chart({
+      db: bound.db,
+      keyring,
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(blobs ? { blobs } : {}),
+    });
     return {
       database: bound,
       keyring,

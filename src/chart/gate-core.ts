@@ -22,6 +22,7 @@ import type { AuditEvent } from '../audit/entry.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { CoreDb } from '../db/schema.ts';
 import { CustosError, isCustosError, notFound, validationError } from '../errors.ts';
+import type { BlobStore } from '../files/blob-store.ts';
 import * as store from './chart.store.ts';
 import { CallKeys, type Link, linkAt, patientBodyAt, recordBodyAt } from './cipher.ts';
 import type { ClinicalRecord, Patient, PatientIdentity, RecordKind, Sensitivity } from './model.ts';
@@ -116,6 +117,7 @@ export class GateCore {
   readonly policy: typeof decide;
   /** Benchmark baseline: the interim policy's facts (care-team membership only). */
   readonly interim: boolean;
+  readonly blobs: BlobStore | undefined;
 
   constructor(options: {
     db: Kysely<store.ChartDb>;
@@ -123,8 +125,10 @@ export class GateCore {
     clock: () => Date;
     inBatch: boolean;
     interim?: boolean;
+    blobs?: BlobStore;
   }) {
     this.interim = options.interim ?? false;
+    this.blobs = options.blobs;
     this.policy = this.interim ? interimDecide : decide;
     this.db = options.db;
     this.keyring = options.keyring;
@@ -149,6 +153,42 @@ export class GateCore {
       // Inside a batch the batch's transaction is used, and the batch audits a failure once.
       return this.inBatch ? await body(this.db) : await this.db.transaction().execute(body);
     } catch (e) {
+      throw (await this.#failed(ctx, t, e)).error;
+    } finally {
+      keys.dispose();
+    }
+  }
+
+  /**
+   * A call with a slow part outside the transaction (a file streaming in): `prepare` decides and
+   * does it, `work` writes the rows in one transaction with the audit entry; if anything fails
+   * after `prepare`, `undo` removes what it made. Still exactly one audit entry per call.
+   */
+  async prepared<P, T>(
+    ctx: AccessContext,
+    target: Target,
+    prepare: (db: store.Tx, t: Target, keys: CallKeys) => Promise<P>,
+    work: (tx: store.Tx, t: Target, prepared: P, keys: CallKeys) => Promise<() => T>,
+    undo: (prepared: P) => Promise<unknown>,
+  ): Promise<T> {
+    if (this.inBatch) {
+      throw new Error('a prepared call cannot run inside a batch');
+    }
+    const t: Target = { ...target };
+    const keys = new CallKeys(this.keyring);
+    let made: { p: P } | undefined;
+    try {
+      const p = await prepare(this.db, t, keys);
+      made = { p };
+      return await this.db.transaction().execute(async (tx) => {
+        const reveal = await work(tx, t, p, keys);
+        await append(asCore(tx), auditCtx(ctx, t), { ...t, outcome: 'success' }, this.clock());
+        return reveal();
+      });
+    } catch (e) {
+      if (made) {
+        await undo(made.p).catch(() => undefined);
+      }
       throw (await this.#failed(ctx, t, e)).error;
     } finally {
       keys.dispose();

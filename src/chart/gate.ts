@@ -5,8 +5,10 @@ import type { AuditEvent } from '../audit/entry.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { CoreDb } from '../db/schema.ts';
 import { notFound } from '../errors.ts';
+import type { BlobStore } from '../files/blob-store.ts';
 import * as access from './access.service.ts';
 import type * as store from './chart.store.ts';
+import * as files from './files.service.ts';
 import { asCore, Denied, failureReason, GateCore, type Target } from './gate-core.ts';
 import type { ClinicalRecord, NewRecord, Patient, RecordKind } from './model.ts';
 import * as notes from './notes.service.ts';
@@ -19,6 +21,8 @@ export interface ChartOptions {
   readonly keyring: Keyring;
   /** The only thing tests may fake. */
   readonly clock?: () => Date;
+  /** The encrypted file store (documents' content); without it, files cannot be attached. */
+  readonly blobs?: BlobStore;
   /**
    * Benchmarks only: the gate as it was with the interim policy (`src/access/interim.ts`) and
    * its smaller facts query, as the baseline the full policy is measured against.
@@ -48,6 +52,7 @@ export class Chart {
       clock: options.clock ?? (() => new Date()),
       inBatch: transaction !== undefined,
       interim: options.baseline === 'interim-policy',
+      ...(options.blobs ? { blobs: options.blobs } : {}),
     });
   }
 
@@ -155,6 +160,19 @@ export class Chart {
   /** A patient's amendment requests with their texts and decisions. */
   listAmendmentRequests(ctx: AccessContext, patientId: string) {
     return notes.listAmendmentRequests(this.#core, ctx, patientId);
+  }
+
+  /**
+   * Stores a file (exam report, scan, letter, consent form) as a document record of the patient:
+   * type decided from the content, encrypted with the patient's key while it streams in.
+   */
+  attachFile(ctx: AccessContext, patientId: string, input: files.AttachInput) {
+    return files.attachFile(this.#core, ctx, patientId, input);
+  }
+
+  /** A document's metadata and its decrypted content as a stream (integrity checked to the end). */
+  openFile(ctx: AccessContext, recordId: string) {
+    return files.openFile(this.#core, ctx, recordId);
   }
 
   /** Emergency access to one patient for a limited time (the caller has re-authenticated). */

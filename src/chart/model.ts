@@ -150,6 +150,15 @@ export const DocumentMeta = z.object({
   fileName: text(255).optional(),
   size: z.number().int().nonnegative().optional(),
   category: text(100).optional(),
+  /** The encrypted content in the file store, and its SHA-256 (checked on every read). */
+  blobId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/, 'must be a blob id')
+    .optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 in hex')
+    .optional(),
 });
 
 /** The clinical record kinds and their body shapes. */

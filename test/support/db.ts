@@ -99,6 +99,7 @@ export async function openTestCustos(
   const keyFile = path.join(keyDir, 'custos.keys');
   const custos = await openCustosOn(testDb.connection(), {
     keyFile,
+    blobDir: path.join(keyDir, 'blobs'),
     ...(options.clock ? { clock: options.clock } : {}),
   });
   return Object.assign(Object.create(null) as object, custos, {

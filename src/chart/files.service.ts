@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { AccessContext } from '../access/context.ts';
+import { CustosError, validationError } from '../errors.ts';
+import { sanitizeFileName } from '../files/names.ts';
+import type { FileType } from '../files/sniff.ts';
+import { recordBodyAt, sealJson } from './cipher.ts';
+import { Denied, type GateCore, openRecordRow, wrappedKeys } from './gate-core.ts';
+import { type ClinicalRecord, parseBody, Sensitivity } from './model.ts';
+
+/**
+ * Files through the gate: a document record whose encrypted body holds the metadata (title,
+ * sanitized file name, detected type, size, SHA-256, blob id) and whose content lives in the
+ * file store, encrypted with the patient's data key and bound to the record. Attaching decides
+ * first, then streams the upload into the store outside any transaction, then writes the record
+ * and its audit entry in one transaction (removing the blob if that fails).
+ */
+
+export interface AttachInput {
+  readonly content: Readable;
+  readonly title: string;
+  readonly fileName?: string;
+  readonly description?: string;
+  readonly category?: string;
+  /** When the document was made (ISO 8601); default now. */
+  readonly date?: string;
+  readonly sensitivity?: 'normal' | 'restricted' | 'psychotherapy';
+  /** Largest accepted size in bytes (default 25 MiB). */
+  readonly limit?: number;
+}
+
+/** Where a document's content is bound: it decrypts for this record only. */
+export const blobAt = (recordId: string) => ({
+  table: 'record_blobs',
+  column: 'content',
+  row: recordId,
+  version: 1,
+});
+
+export async function attachFile(
+  g: GateCore,
+  ctx: AccessContext,
+  patientId: string,
+  input: AttachInput,
+): Promise<{ id: string; version: number; contentType: FileType; size: number }> {
+  return g.prepared(
+    ctx,
+    { action: 'create', resourceType: 'record' },
+    async (db, t, keys) => {
+      const sensitivity = Sensitivity.safeParse(input.sensitivity ?? 'normal');
+      if (!sensitivity.success) {
+        throw validationError('sensitivity', 'must be one of normal, restricted, psychotherapy');
+      }
+      // Validate what can be validated before reading a byte of the upload.
+      const now = g.clock();
+      parseBody('document', {
+        title: input.title,
+        contentType: 'application/octet-stream',
+        date: input.date ?? now.toISOString(),
+        ...(input.description !== undefined ? { description: input.description } : {}),
+        ...(input.category !== undefined ? { category: input.category } : {}),
+      });
+      const p = await g.patientFacts(db, ctx, t, patientId, 'write', {
+        kind: 'section',
+        section: 'document',
+        sensitivity: sensitivity.data,
+      });
+      if (!g.blobs) {
+        throw new CustosError('CUSTOS_ERR_CONFIG', 'no file store is configured');
+      }
+      const id = randomUUID();
+      t.resourceId = id;
+      const keyId = p.link.clinicalKeyId;
+      const wrapped = await g.wrappedKey(db, keyId);
+      const stored = await g.blobs.write(input.content, {
+        key: keys.key(keyId, wrapped),
+        keyId,
+        binding: blobAt(id),
+        ...(input.limit !== undefined ? { limit: input.limit } : {}),
+      });
+      return { id, link: p.link, wrapped, stored, sensitivity: sensitivity.data, now };
+    },
+    async (tx, t, prep, keys) => {
+      const { id, link, wrapped, stored, now } = prep;
+      const body = parseBody('document', {
+        title: input.title,
+        contentType: stored.contentType,
+        date: input.date ?? now.toISOString(),
+        size: stored.size,
+        blobId: stored.blobId,
+        sha256: stored.sha256,
+        ...(input.fileName !== undefined ? { fileName: sanitizeFileName(input.fileName) } : {}),
+        ...(input.description !== undefined ? { description: input.description } : {}),
+        ...(input.category !== undefined ? { category: input.category } : {}),
+      });
+      await tx
+        .insertInto('records')
+        .values({
+          id,
+          practice_id: ctx.practiceId,
+          pseudonym: link.pseudonym,
+          kind: 'document',
+          sensitivity: prep.sensitivity,
+          author_id: ctx.actor.id,
+          status: 'active',
+          current_version: 1,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+      await tx
+        .insertInto('record_versions')
+        .values({
+          record_id: id,
+          practice_id: ctx.practiceId,
+          version: 1,
+          body: sealJson(
+            keys.key(link.clinicalKeyId, wrapped),
+            link.clinicalKeyId,
+            recordBodyAt(id, 1),
+            body,
+          ),
+          created_at: now,
+          created_by: ctx.actor.id,
+        })
+        .execute();
+      // Type and size only: never the name.
+      t.detail = {
+        ...(t.detail ?? {}),
+        kind: 'document',
+        contentType: stored.contentType,
+        size: stored.size,
+      };
+      return () => ({ id, version: 1, contentType: stored.contentType, size: stored.size });
+    },
+    (prep) => (g.blobs ? g.blobs.remove(prep.stored.blobId) : Promise.resolve(false)),
+  );
+}
+
+/**
+ * A document's record (metadata as the caller may see it) and its content as a stream. The read
+ * is audited before anything is decrypted; the stream fails if the stored bytes were changed.
+ */
+export async function openFile(
+  g: GateCore,
+  ctx: AccessContext,
+  recordId: string,
+): Promise<{ record: ClinicalRecord<'document'>; content: Readable }> {
+  const opened = await g.read(
+    ctx,
+    { action: 'read', resourceType: 'record', resourceId: recordId, detail: { file: true } },
+    async (db, t) => {
+      const head = await g.recordFacts(db, ctx, t, recordId, 'read');
+      if (head.kind !== 'document' || head.decision.view.document === undefined) {
+        throw new Denied('not-found');
+      }
+      return {
+        query: { records: { recordId }, keyIds: [head.link.clinicalKeyId] },
+        reveal: (rows, keys) => {
+          const wk = wrappedKeys(rows);
+          const row = rows.find((r) => r.part === 'record');
+          if (!row) {
+            throw new Denied('not-found');
+          }
+          const record = openRecordRow(keys, wk, row) as ClinicalRecord<'document'>;
+          // The file key outlives this call's keys: a copy, wiped when the stream ends.
+          const key = Buffer.from(
+            keys.key(head.link.clinicalKeyId, wk.get(head.link.clinicalKeyId) as Buffer),
+          );
+          return { record, key };
+        },
+      };
+    },
+  );
+  const { record, key } = opened;
+  const body = record.body;
+  if (!g.blobs || !body.blobId || !body.sha256 || body.size === undefined) {
+    key.fill(0);
+    throw new CustosError('CUSTOS_ERR_INTEGRITY', `document ${recordId} has no stored content`);
+  }
+  try {
+    const content = await g.blobs.read(body.blobId, {
+      key,
+      binding: blobAt(recordId),
+      expect: { size: body.size, sha256: body.sha256 },
+    });
+    content.once('close', () => key.fill(0));
+    return { record, content };
+  } catch (e) {
+    key.fill(0);
+    throw e;
+  }
+}

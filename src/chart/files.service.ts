@@ -4,7 +4,6 @@ import type { AccessContext } from '../access/context.ts';
 import { CustosError, validationError } from '../errors.ts';
 import { sanitizeFileName } from '../files/names.ts';
 import type { FileType } from '../files/sniff.ts';
-import { recordBodyAt, sealJson } from './cipher.ts';
 import { Denied, type GateCore, openRecordRow, wrappedKeys } from './gate-core.ts';
 import { type ClinicalRecord, parseBody, Sensitivity } from './model.ts';
 
@@ -78,10 +77,10 @@ export async function attachFile(
         binding: blobAt(id),
         ...(input.limit !== undefined ? { limit: input.limit } : {}),
       });
-      return { id, link: p.link, wrapped, stored, sensitivity: sensitivity.data, now };
+      return { id, link: p.link, stored, sensitivity: sensitivity.data, now };
     },
     async (tx, t, prep, keys) => {
-      const { id, link, wrapped, stored, now } = prep;
+      const { id, link, stored, now } = prep;
       const body = parseBody('document', {
         title: input.title,
         contentType: stored.contentType,
@@ -93,37 +92,16 @@ export async function attachFile(
         ...(input.description !== undefined ? { description: input.description } : {}),
         ...(input.category !== undefined ? { category: input.category } : {}),
       });
-      await tx
-        .insertInto('records')
-        .values({
-          id,
-          practice_id: ctx.practiceId,
-          pseudonym: link.pseudonym,
-          kind: 'document',
-          sensitivity: prep.sensitivity,
-          author_id: ctx.actor.id,
-          status: 'active',
-          current_version: 1,
-          created_at: now,
-          updated_at: now,
-        })
-        .execute();
-      await tx
-        .insertInto('record_versions')
-        .values({
-          record_id: id,
-          practice_id: ctx.practiceId,
-          version: 1,
-          body: sealJson(
-            keys.key(link.clinicalKeyId, wrapped),
-            link.clinicalKeyId,
-            recordBodyAt(id, 1),
-            body,
-          ),
-          created_at: now,
-          created_by: ctx.actor.id,
-        })
-        .execute();
+      await g.insertRecord(tx, ctx, keys, {
+        id,
+        link,
+        kind: 'document',
+        sensitivity: prep.sensitivity,
+        categories: [],
+        authorId: ctx.actor.id,
+        body,
+        now,
+      });
       // Type and size only: never the name.
       t.detail = {
         ...(t.detail ?? {}),

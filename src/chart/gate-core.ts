@@ -24,7 +24,7 @@ import type { CoreDb } from '../db/schema.ts';
 import { CustosError, isCustosError, notFound, validationError } from '../errors.ts';
 import type { BlobStore } from '../files/blob-store.ts';
 import * as store from './chart.store.ts';
-import { CallKeys, type Link, linkAt, patientBodyAt, recordBodyAt } from './cipher.ts';
+import { CallKeys, type Link, linkAt, patientBodyAt, recordBodyAt, sealJson } from './cipher.ts';
 import type { ClinicalRecord, Patient, PatientIdentity, RecordKind, Sensitivity } from './model.ts';
 import { indexTerms } from './search-terms.ts';
 
@@ -418,6 +418,60 @@ export class GateCore {
       );
     }
     return row.current_version;
+  }
+
+  /**
+   * Writes a new clinical record (head row and version 1, the body sealed with the patient's
+   * clinical key under the record's binding). The one place records are born; callers decide first.
+   */
+  async insertRecord(
+    tx: store.Tx,
+    ctx: AccessContext,
+    keys: CallKeys,
+    r: {
+      id: string;
+      link: Link;
+      kind: RecordKind;
+      sensitivity: Sensitivity;
+      categories: readonly string[];
+      authorId: string;
+      body: unknown;
+      now: Date;
+      signed?: { by: string } | undefined;
+      amends?: string | undefined;
+    },
+  ): Promise<void> {
+    const keyId = r.link.clinicalKeyId;
+    const wrapped = await this.wrappedKey(tx, keyId);
+    await tx
+      .insertInto('records')
+      .values({
+        id: r.id,
+        practice_id: ctx.practiceId,
+        pseudonym: r.link.pseudonym,
+        kind: r.kind,
+        sensitivity: r.sensitivity,
+        categories: [...r.categories],
+        author_id: r.authorId,
+        status: 'active',
+        current_version: 1,
+        created_at: r.now,
+        updated_at: r.now,
+        ...(r.signed ? { signed_at: r.now, signed_by: r.signed.by } : {}),
+        ...(r.amends ? { amends: r.amends } : {}),
+      })
+      .execute();
+    await tx
+      .insertInto('record_versions')
+      .values({
+        record_id: r.id,
+        practice_id: ctx.practiceId,
+        version: 1,
+        body: sealJson(keys.key(keyId, wrapped), keyId, recordBodyAt(r.id, 1), r.body),
+        created_at: r.now,
+        created_by: ctx.actor.id,
+      })
+      .execute();
   }
 
   async wrappedKey(tx: store.Tx, keyId: string): Promise<Buffer> {

@@ -4,9 +4,8 @@ import type { AccessContext } from '../access/context.ts';
 import { seal } from '../crypto/envelope.ts';
 import { CustosError, validationError } from '../errors.ts';
 import type * as store from './chart.store.ts';
-import { recordBodyAt, sealJson } from './cipher.ts';
 import { Denied, type GateCore } from './gate-core.ts';
-import { parseBody } from './model.ts';
+import { parseBody, type Sensitivity } from './model.ts';
 
 /**
  * The lifecycle of clinical notes: draft -> signed (by its author, after a re-authentication
@@ -115,42 +114,18 @@ export async function amendNote(
     assertRecentReauth(g, ctx);
     const id = randomUUID();
     const now = g.clock();
-    const wrapped = await g.wrappedKey(tx, head.link.clinicalKeyId);
-    await tx
-      .insertInto('records')
-      .values({
-        id,
-        practice_id: ctx.practiceId,
-        pseudonym: head.pseudonym,
-        kind: 'note',
-        sensitivity: head.sensitivity,
-        categories: head.categories,
-        author_id: ctx.actor.id,
-        status: 'active',
-        current_version: 1,
-        created_at: now,
-        updated_at: now,
-        signed_at: now,
-        signed_by: ctx.actor.id,
-        amends: recordId,
-      })
-      .execute();
-    await tx
-      .insertInto('record_versions')
-      .values({
-        record_id: id,
-        practice_id: ctx.practiceId,
-        version: 1,
-        body: sealJson(
-          keys.key(head.link.clinicalKeyId, wrapped),
-          head.link.clinicalKeyId,
-          recordBodyAt(id, 1),
-          body,
-        ),
-        created_at: now,
-        created_by: ctx.actor.id,
-      })
-      .execute();
+    await g.insertRecord(tx, ctx, keys, {
+      id,
+      link: head.link,
+      kind: 'note',
+      sensitivity: head.sensitivity as Sensitivity,
+      categories: head.categories,
+      authorId: ctx.actor.id,
+      body,
+      now,
+      signed: { by: ctx.actor.id },
+      amends: recordId,
+    });
     const r = await tx
       .updateTable('records')
       .set({ amended_by: id, updated_at: now })

@@ -66,40 +66,20 @@ export async function createRecord(
     });
     const id = randomUUID();
     t.resourceId = id;
-    const now = g.clock();
-    const wrapped = await g.wrappedKey(tx, link.clinicalKeyId);
-    await tx
-      .insertInto('records')
-      .values({
-        id,
-        practice_id: ctx.practiceId,
-        pseudonym: link.pseudonym,
-        kind,
-        sensitivity: sensitivity.data,
-        categories: categoriesOf(kind, body, explicit),
-        author_id: input.authorId ?? ctx.actor.id,
-        status: 'active',
-        current_version: 1,
-        created_at: now,
-        updated_at: now,
-        // A user's new note is a draft until its author signs it; notes the system loads
-        // (imports of existing charts) were final where they came from.
-        ...(kind === 'note' && ctx.actor.kind === 'system'
-          ? { signed_at: now, signed_by: input.authorId ?? ctx.actor.id }
-          : {}),
-      })
-      .execute();
-    await tx
-      .insertInto('record_versions')
-      .values({
-        record_id: id,
-        practice_id: ctx.practiceId,
-        version: 1,
-        body: sealJson(keys.key(link.clinicalKeyId, wrapped), link.clinicalKeyId, recordBodyAt(id, 1), body),
-        created_at: now,
-        created_by: ctx.actor.id,
-      })
-      .execute();
+    const authorId = input.authorId ?? ctx.actor.id;
+    await g.insertRecord(tx, ctx, keys, {
+      id,
+      link,
+      kind,
+      sensitivity: sensitivity.data,
+      categories: categoriesOf(kind, body, explicit),
+      authorId,
+      body,
+      now: g.clock(),
+      // A user's new note is a draft until its author signs it; notes the system loads
+      // (imports of existing charts) were final where they came from.
+      signed: kind === 'note' && ctx.actor.kind === 'system' ? { by: authorId } : undefined,
+    });
     return () => ({ id, version: 1 });
   });
 }

@@ -6,7 +6,9 @@ import type { Keyring } from '../crypto/keyring.ts';
 import type { CoreDb } from '../db/schema.ts';
 import { CustosError, notFound, validationError } from '../errors.ts';
 import { ACCESS_DEFAULTS, type PracticeSettings } from '../identity/practice-settings.ts';
+import { isUuid } from '../ids.ts';
 import type { AccessContext } from './context.ts';
+import { isActivePrivacyOfficer } from './officers.ts';
 
 /**
  * The privacy officer's review of break-the-glass access (HIPAA 45 CFR 164.308(a)(1)(ii)(D),
@@ -88,7 +90,6 @@ export interface BreakGlassReviewsOptions {
 export const DAY_MS = 86_400_000;
 const MAX_COMMENT = 2000;
 const MAX_HISTORY = 1000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Where a review comment's ciphertext is bound (AAD): its table, column and row. */
 export const reviewCommentAt = (grantId: string) => ({
@@ -416,7 +417,7 @@ export class BreakGlassReviews {
   }
 
   async #grant(practiceId: string, id: string): Promise<GrantRow | undefined> {
-    if (!UUID.test(id)) {
+    if (!isUuid(id)) {
       return undefined;
     }
     return (await this.#grants(this.#o.db, practiceId).where('g.id', '=', id).executeTakeFirst()) as
@@ -491,17 +492,8 @@ export class BreakGlassReviews {
     }
   }
 
-  async #isPrivacyOfficer(practiceId: string, id: string): Promise<boolean> {
-    if (!UUID.test(id)) {
-      return false;
-    }
-    const u = await this.#o.db
-      .selectFrom('users')
-      .select(['roles', 'status'])
-      .where('id', '=', id)
-      .where('practice_id', '=', practiceId)
-      .executeTakeFirst();
-    return u?.status === 'active' && u.roles.includes('privacy_officer');
+  #isPrivacyOfficer(practiceId: string, id: string): Promise<boolean> {
+    return isActivePrivacyOfficer(this.#o.db, practiceId, id);
   }
 
   /** An entry of the officer's oversight: its purpose is `audit` (a holder ending a grant keeps theirs). */

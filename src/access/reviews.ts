@@ -6,7 +6,9 @@ import { notFound, validationError } from '../errors.ts';
 import type { Accounts } from '../identity/accounts.ts';
 import { securityEvent } from '../identity/events.ts';
 import type { PracticeSettings } from '../identity/practice-settings.ts';
+import { isUuid } from '../ids.ts';
 import type { AccessContext } from './context.ts';
+import { isActivePrivacyOfficer } from './officers.ts';
 import { DAY_MS, loadAccessFacts, loadAccounts } from './reviews.store.ts';
 
 /**
@@ -72,7 +74,6 @@ export interface AccessReviewsOptions {
 }
 
 const MAX_COMMENT = 200;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
@@ -196,7 +197,7 @@ export class AccessReviews {
     const { db, clock } = this.#o;
     const action = decision === 'certified' ? 'access-certified' : 'access-revoked';
     const now = clock();
-    const subject = UUID.test(userId) ? userId : null;
+    const subject = isUuid(userId) ? userId : null;
     const reviewerId = await this.#authorize(ctx, action, subject, now);
     const comment = parseComment(commentInput);
     const denied = async (reason: string) =>
@@ -306,17 +307,8 @@ export class AccessReviews {
     }
   }
 
-  async #isPrivacyOfficer(practiceId: string, id: string): Promise<boolean> {
-    if (!UUID.test(id)) {
-      return false;
-    }
-    const u = await this.#o.db
-      .selectFrom('users')
-      .select(['roles', 'status'])
-      .where('id', '=', id)
-      .where('practice_id', '=', practiceId)
-      .executeTakeFirst();
-    return u?.status === 'active' && u.roles.includes('privacy_officer');
+  #isPrivacyOfficer(practiceId: string, id: string): Promise<boolean> {
+    return isActivePrivacyOfficer(this.#o.db, practiceId, id);
   }
 
   async #snapshot(practiceId: string, now: Date): Promise<AccessReviewList> {

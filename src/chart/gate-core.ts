@@ -23,6 +23,7 @@ import type { Keyring } from '../crypto/keyring.ts';
 import type { CoreDb } from '../db/schema.ts';
 import { CustosError, isCustosError, notFound, validationError } from '../errors.ts';
 import type { BlobStore } from '../files/blob-store.ts';
+import { isUuid } from '../ids.ts';
 import * as store from './chart.store.ts';
 import { CallKeys, type Link, linkAt, patientBodyAt, recordBodyAt, sealJson } from './cipher.ts';
 import type { ClinicalRecord, Patient, PatientIdentity, RecordKind, Sensitivity } from './model.ts';
@@ -87,8 +88,6 @@ export interface PatientAccess {
   readonly facts: PatientFacts;
   readonly decision: Allow;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const failureReason = (e: unknown): string =>
   e instanceof Denied ? e.reason : isCustosError(e) ? e.code : 'internal';
@@ -300,7 +299,7 @@ export class GateCore {
     t: Target,
     patientId: string,
   ): Promise<{ id: string; link: Link; facts: PatientFacts }> {
-    if (!UUID.test(patientId)) {
+    if (!isUuid(patientId)) {
       t.resourceId = t.resourceId ?? patientId.slice(0, 64);
       throw new Denied('not-found');
     }
@@ -363,7 +362,7 @@ export class GateCore {
 
   /** Decides about one record through its patient (pseudonym -> keyed index -> link). */
   async recordFacts(db: store.Tx, ctx: AccessContext, t: Target, recordId: string, action: Action) {
-    if (!UUID.test(recordId)) {
+    if (!isUuid(recordId)) {
       t.resourceId = recordId.slice(0, 64);
       throw new Denied('not-found');
     }

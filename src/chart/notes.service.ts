@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { AccessContext } from '../access/context.ts';
 import { seal } from '../crypto/envelope.ts';
 import { CustosError, validationError } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import type * as store from './chart.store.ts';
 import { Denied, type GateCore } from './gate-core.ts';
 import { parseBody, type Sensitivity } from './model.ts';
@@ -276,8 +277,7 @@ export async function decideAmendment(
 }
 
 async function loadRequest(tx: store.Tx, ctx: AccessContext, requestId: string) {
-  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-  if (!UUID.test(requestId)) {
+  if (!isUuid(requestId)) {
     throw new Denied('not-found');
   }
   const req = await tx

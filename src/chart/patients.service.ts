@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { AccessContext } from '../access/context.ts';
 import type { Allow, View } from '../access/policy.ts';
 import { validationError } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import * as store from './chart.store.ts';
 import { type Link, linkAt, newDataKey, newPseudonym, patientBodyAt, sealJson } from './cipher.ts';
 import { type GateCore, openIdentityRow, projectIdentity, wrappedKeys } from './gate-core.ts';
@@ -397,8 +398,7 @@ export async function assertStaff(
   if (ids.length === 0) {
     return;
   }
-  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-  if (!ids.every((id) => UUID.test(id))) {
+  if (!ids.every((id) => isUuid(id))) {
     throw validationError(field, 'must name user ids of this practice');
   }
   const found = await tx

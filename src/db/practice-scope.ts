@@ -1,4 +1,5 @@
 import { sql, type Transaction } from 'kysely';
+import { isUuid } from '../ids.ts';
 
 /**
  * Practice isolation (migration 008): the application's statements run as the role `APP_ROLE`,
@@ -8,11 +9,9 @@ import { sql, type Transaction } from 'kysely';
 export const APP_ROLE = 'custos_app';
 export const PRACTICE_SETTING = 'custos.practice_id';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** The practice id, checked: the policies cast the setting to uuid, and a bad one would fail every query. */
 export function practiceIdOf(practiceId: string): string {
-  if (!UUID.test(practiceId)) {
+  if (!isUuid(practiceId)) {
     throw new TypeError('a practice id is a UUID');
   }
   return practiceId;

@@ -4,8 +4,8 @@ import { STAFF_ROLES } from '../access/grants.ts';
 import { CONSENT_CATEGORIES } from '../access/policy.ts';
 import { BREAK_GLASS_MAX_MINUTES, BREAK_GLASS_REASONS } from '../chart/access.service.ts';
 import { PatientIdentity, RecordBodies, type RecordKind, RecordKinds, Sensitivity } from '../chart/model.ts';
-import { isCustosError, validationError } from '../errors.ts';
-import { defineRoute, parseInput, type Resolve } from './route.ts';
+import { validationError } from '../errors.ts';
+import { defineRoute, inBody, named, parseInput, type Resolve } from './route.ts';
 import type { Services } from './services.ts';
 
 /**
@@ -138,22 +138,6 @@ const BreakGlassRequest = z
 
 const ListQuery = z.object({ kind: kindEnum.optional() }).strict();
 
-/**
- * The gate names a bad field as its own input sees it (`identity.name.family`, `consent.denyUsers`,
- * `userId`); the client should see where it is in the request (`body.identity.name.family`).
- */
-async function named<T>(call: Promise<T>, rename: (field: string) => string): Promise<T> {
-  try {
-    return await call;
-  } catch (e) {
-    if (isCustosError(e, 'CUSTOS_ERR_VALIDATION') && e.field !== undefined) {
-      const problem = e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message;
-      throw validationError(rename(e.field), problem);
-    }
-    throw e;
-  }
-}
-const inBody = (f: string) => `body.${f}`;
 const under = (from: string, to: string) => (f: string) =>
   f === from || f.startsWith(`${from}.`) || f.startsWith(`${from}[`)
     ? `${to}${f.slice(from.length)}`

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { isCustosError, validationError } from '../errors.ts';
-import { defineRoute, type Resolve } from './route.ts';
+import { defineRoute, inBody, named, type Resolve } from './route.ts';
 import type { Services } from './services.ts';
 
 /**
@@ -16,19 +15,6 @@ const anId = (what: string) =>
 const RecordParams = z.object({ id: anId('record') });
 const RequestParams = z.object({ id: anId('amendment request') });
 const PatientParams = z.object({ id: anId('patient') });
-
-/** The gate names fields as its own input sees them; the client sees them in the body. */
-async function inBody<T>(call: Promise<T>): Promise<T> {
-  try {
-    return await call;
-  } catch (e) {
-    if (isCustosError(e, 'CUSTOS_ERR_VALIDATION') && e.field !== undefined) {
-      const problem = e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message;
-      throw validationError(`body.${e.field}`, problem);
-    }
-    throw e;
-  }
-}
 
 export function registerNotesRoutes(app: FastifyInstance, s: Services, resolve: Resolve): void {
   const chart = s.custos.chart;
@@ -45,7 +31,7 @@ export function registerNotesRoutes(app: FastifyInstance, s: Services, resolve: 
       params: RecordParams,
       body: z.object({ expectedVersion: z.number().int().min(1) }).strict(),
       handler: async (req) => {
-        const r = await inBody(chart.signNote(req.ctx, req.params.id, req.body.expectedVersion));
+        const r = await named(chart.signNote(req.ctx, req.params.id, req.body.expectedVersion), inBody);
         return { signedAt: r.signedAt.toISOString() };
       },
     },
@@ -64,7 +50,7 @@ export function registerNotesRoutes(app: FastifyInstance, s: Services, resolve: 
       params: RecordParams,
       body: z.object({ reason: z.string(), body: z.record(z.string(), z.unknown()) }).strict(),
       handler: async (req, reply) =>
-        reply.code(201).send(await inBody(chart.amendNote(req.ctx, req.params.id, req.body))),
+        reply.code(201).send(await named(chart.amendNote(req.ctx, req.params.id, req.body), inBody)),
     },
     resolve,
   );
@@ -80,7 +66,7 @@ export function registerNotesRoutes(app: FastifyInstance, s: Services, resolve: 
       params: RecordParams,
       body: z.object({ text: z.string() }).strict(),
       handler: async (req, reply) =>
-        reply.code(201).send(await inBody(chart.requestAmendment(req.ctx, req.params.id, req.body))),
+        reply.code(201).send(await named(chart.requestAmendment(req.ctx, req.params.id, req.body), inBody)),
     },
     resolve,
   );
@@ -96,7 +82,7 @@ export function registerNotesRoutes(app: FastifyInstance, s: Services, resolve: 
       params: RequestParams,
       body: z.object({ decision: z.enum(['accepted', 'denied']) }).loose(),
       handler: async (req, reply) => {
-        await inBody(chart.decideAmendment(req.ctx, req.params.id, req.raw.body));
+        await named(chart.decideAmendment(req.ctx, req.params.id, req.raw.body), inBody);
         return reply.code(204).send();
       },
     },

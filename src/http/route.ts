@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AccessContext } from '../access/context.ts';
-import { validationError } from '../errors.ts';
+import { isCustosError, validationError } from '../errors.ts';
 
 /** Who may call a route: nobody logged in, a half-logged-in user (between factors), or a full session. */
 export type Auth = 'none' | 'mfa-pending' | 'session';
@@ -77,3 +77,20 @@ export function defineRoute<B extends z.ZodType = z.ZodUndefined, P extends z.Zo
     },
   });
 }
+
+/**
+ * The gate names a bad field as its own input sees it (`identity.name.family`, `consent.denyUsers`,
+ * `userId`); the client should see where it is in the request (`body.identity.name.family`).
+ */
+export async function named<T>(call: Promise<T>, rename: (field: string) => string): Promise<T> {
+  try {
+    return await call;
+  } catch (e) {
+    if (isCustosError(e, 'CUSTOS_ERR_VALIDATION') && e.field !== undefined) {
+      const problem = e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message;
+      throw validationError(rename(e.field), problem);
+    }
+    throw e;
+  }
+}
+export const inBody = (f: string) => `body.${f}`;

@@ -167,7 +167,8 @@ describe.skipIf(skip)('custos import and export', () => {
     expect(await runCli(['export'], d.env)).toEqual({
       code: 2,
       stdout: '',
-      stderr: 'custos: export needs --patient ID (see custos --help)\n',
+      stderr:
+        'custos: export needs --patient ID, or --all --user NAME --purpose-code CODE --purpose TEXT --out FILE, or --decrypt FILE (see custos --help)\n',
     });
     expect(await runCli(['demo', '--patients', 'lots'], d.env)).toMatchObject({
       code: 2,

@@ -45,7 +45,7 @@ describe('docs/access-control.md', () => {
       const w = GRANTS[role].write;
       const clinical = CLINICAL_SECTIONS.every((s) => w.includes(s));
       expect(cell.includes('every clinical section'), role).toBe(clinical);
-      for (const s of ['demographics', 'contact', 'appointments'] as const) {
+      for (const s of ['demographics', 'contact', 'appointments', 'messages'] as const) {
         expect(cell.includes(s), `${role} ${s}`).toBe(w.includes(s));
       }
       expect(cell.includes('normal only'), role).toBe(
@@ -56,7 +56,16 @@ describe('docs/access-control.md', () => {
 
   it('prints the other permissions of every role', () => {
     const rows = table('care team');
-    const columns = ['careTeam', 'consent', 'flag', 'breakGlass', 'export', 'release', 'report'] as const;
+    const columns = [
+      'careTeam',
+      'consent',
+      'flag',
+      'breakGlass',
+      'export',
+      'release',
+      'report',
+      'bulkExport',
+    ] as const;
     for (const role of ROLES) {
       columns.forEach((c, i) => {
         expect(rows.get(role)![i], `${role} ${c}`).toBe(GRANTS[role][c] ? 'yes' : '—');

@@ -23,7 +23,12 @@ export const CLINICAL_SECTIONS = [
   'note',
   'document',
 ] as const;
-export const SECTIONS = [...IDENTITY_SECTIONS, 'appointments', ...CLINICAL_SECTIONS] as const;
+/**
+ * `messages` are the secure messages between staff and the patient (src/chart/messages.service.ts):
+ * clinical-ish communication, so only those who read the clinical chart in care read them, and the
+ * patient in their own threads. Not a record kind: it is outside `CLINICAL_SECTIONS`.
+ */
+export const SECTIONS = [...IDENTITY_SECTIONS, 'appointments', 'messages', ...CLINICAL_SECTIONS] as const;
 export type Section = (typeof SECTIONS)[number];
 export type ClinicalSection = (typeof CLINICAL_SECTIONS)[number];
 
@@ -32,6 +37,23 @@ export const IDENTITY_FIELDS: Readonly<Record<(typeof IDENTITY_SECTIONS)[number]
   demographics: ['name', 'birthDate', 'sex', 'gender', 'identifiers'],
   contact: ['address', 'phone', 'email'],
 };
+
+/**
+ * The fields of an appointment (src/chart/appointments.service.ts). `reason` (the reason for the
+ * visit, and a waiting-list note) is clinical; the others say who sees whom, when and where.
+ */
+export const APPOINTMENT_FIELDS = [
+  'start',
+  'end',
+  'clinicianId',
+  'room',
+  'status',
+  'seriesId',
+  'cancelCode',
+  'reason',
+] as const;
+/** Appointments without the reason for the visit: what front desk books and sees. */
+const APPOINTMENTS_NO_REASON: readonly string[] = APPOINTMENT_FIELDS.filter((f) => f !== 'reason');
 
 export const STAFF_ROLES = [
   'admin',
@@ -73,6 +95,12 @@ export interface RoleGrant {
   readonly release: boolean;
   /** Look up a patient's audit pseudonym for an access report. */
   readonly report: boolean;
+  /**
+   * Export every patient of the practice as one encrypted archive (`custos export --all`,
+   * `POST /api/v1/exports`): with a fresh re-authentication and a stated purpose; psychotherapy
+   * notes are never in it (src/chart/export.service.ts).
+   */
+  readonly bulkExport: boolean;
 }
 
 const clinicalAll = Object.fromEntries(CLINICAL_SECTIONS.map((s) => [s, ALL])) as Record<
@@ -92,6 +120,7 @@ const NONE: RoleGrant = {
   export: false,
   release: false,
   report: false,
+  bulkExport: false,
 };
 
 export const GRANTS: Readonly<Record<Role, RoleGrant>> = deepFreeze({
@@ -100,8 +129,8 @@ export const GRANTS: Readonly<Record<Role, RoleGrant>> = deepFreeze({
   /** Physician or therapist: the full chart of care-team patients. */
   clinician: {
     scope: 'care-team',
-    read: { demographics: ALL, contact: ALL, appointments: ALL, ...clinicalAll },
-    write: ['demographics', 'contact', 'appointments', ...CLINICAL_SECTIONS],
+    read: { demographics: ALL, contact: ALL, appointments: ALL, messages: ALL, ...clinicalAll },
+    write: ['demographics', 'contact', 'appointments', 'messages', ...CLINICAL_SECTIONS],
     sensitivities: ['normal', 'restricted', 'psychotherapy'],
     careTeam: true,
     consent: true,
@@ -110,12 +139,13 @@ export const GRANTS: Readonly<Record<Role, RoleGrant>> = deepFreeze({
     export: true,
     release: true,
     report: false,
+    bulkExport: false,
   },
   /** Nurse or assistant: the care-team chart except restricted and psychotherapy records. */
   nurse: {
     scope: 'care-team',
-    read: { demographics: ALL, contact: ALL, appointments: ALL, ...clinicalAll },
-    write: ['demographics', 'contact', 'appointments', ...CLINICAL_SECTIONS],
+    read: { demographics: ALL, contact: ALL, appointments: ALL, messages: ALL, ...clinicalAll },
+    write: ['demographics', 'contact', 'appointments', 'messages', ...CLINICAL_SECTIONS],
     sensitivities: ['normal'],
     careTeam: false,
     consent: false,
@@ -124,11 +154,15 @@ export const GRANTS: Readonly<Record<Role, RoleGrant>> = deepFreeze({
     export: true,
     release: false,
     report: false,
+    bulkExport: false,
   },
-  /** Front desk: demographics, contact details and appointments of the practice's patients. */
+  /**
+   * Front desk: demographics, contact details and appointments of the practice's patients; never
+   * the reason for a visit (clinical).
+   */
   frontdesk: {
     scope: 'practice',
-    read: { demographics: ALL, contact: ALL, appointments: ALL },
+    read: { demographics: ALL, contact: ALL, appointments: APPOINTMENTS_NO_REASON },
     write: ['demographics', 'contact', 'appointments'],
     sensitivities: [],
     careTeam: true,
@@ -138,6 +172,7 @@ export const GRANTS: Readonly<Record<Role, RoleGrant>> = deepFreeze({
     export: false,
     release: false,
     report: false,
+    bulkExport: false,
   },
   /** Billing: who, where to send the invoice, and diagnosis and treatment codes with dates. */
   billing: {
@@ -159,14 +194,26 @@ export const GRANTS: Readonly<Record<Role, RoleGrant>> = deepFreeze({
     export: false,
     release: false,
     report: false,
+    bulkExport: false,
   },
-  /** Audit reports, break-glass and access reviews, consent and restriction: no chart content. */
-  privacy_officer: { ...NONE, scope: 'practice', consent: true, flag: true, report: true },
+  /**
+   * Audit reports, break-glass and access reviews, consent and restriction: no chart content.
+   * The one exception is the bulk export, which the officer makes but cannot read (it is an
+   * encrypted archive; see src/chart/export.service.ts).
+   */
+  privacy_officer: {
+    ...NONE,
+    scope: 'practice',
+    consent: true,
+    flag: true,
+    report: true,
+    bulkExport: true,
+  },
   /** A patient through the portal: their own chart, released records only. */
   patient: {
     scope: 'self',
-    read: { demographics: ALL, contact: ALL, appointments: ALL, ...clinicalAll },
-    write: [],
+    read: { demographics: ALL, contact: ALL, appointments: ALL, messages: ALL, ...clinicalAll },
+    write: ['messages'],
     sensitivities: ['normal', 'restricted'],
     careTeam: false,
     consent: false,
@@ -175,6 +222,7 @@ export const GRANTS: Readonly<Record<Role, RoleGrant>> = deepFreeze({
     export: true,
     release: false,
     report: false,
+    bulkExport: false,
   },
 });
 

@@ -130,8 +130,10 @@ const CLINICAL_ALL = {
   note: ALL,
   document: ALL,
 };
-const FULL = { demographics: ALL, contact: ALL, appointments: ALL, ...CLINICAL_ALL };
-const FRONTDESK = { demographics: ALL, contact: ALL, appointments: ALL };
+const FULL = { demographics: ALL, contact: ALL, appointments: ALL, messages: ALL, ...CLINICAL_ALL };
+/** Front desk's appointments: everything but the reason for the visit (clinical). */
+const NO_REASON = ['start', 'end', 'clinicianId', 'room', 'status', 'seriesId', 'cancelCode'];
+const FRONTDESK = { demographics: ALL, contact: ALL, appointments: NO_REASON };
 const BILLING = {
   demographics: ['name', 'birthDate', 'sex', 'identifiers'],
   contact: ['address'],
@@ -175,7 +177,12 @@ describe('decision matrix: chart and identity views', () => {
 
   it('a user with several roles sees the union of their grants', () => {
     const d = decide(subject(['billing', 'frontdesk']), 'read', { kind: 'chart' }, { patient: facts('off') });
-    expect(d.allow && d.view).toEqual({ ...BILLING, demographics: ALL, contact: ALL, appointments: ALL });
+    expect(d.allow && d.view).toEqual({
+      ...BILLING,
+      demographics: ALL,
+      contact: ALL,
+      appointments: NO_REASON,
+    });
     const n = decide(
       subject(['nurse', 'billing']),
       'read',
@@ -473,6 +480,53 @@ describe('decision matrix: consent directives', () => {
       { patient: facts('team', { consent: consent({ denyUsers: [ME] }) }) },
     );
     expect(d).toMatchObject({ allow: true, consentOverride: true });
+  });
+});
+
+describe('decision matrix: secure messages', () => {
+  const MESSAGES: Resource = { kind: 'section', section: 'messages' };
+  // Read and write of a patient's messages, by role and relationship (Y allowed, - denied).
+  const WANT: Record<Exclude<Role, 'patient'>, Record<Rel, string>> = {
+    clinician: { team: 'YY', off: '--', bg: 'YY', bgExpired: '--' },
+    nurse: { team: 'YY', off: '--', bg: 'YY', bgExpired: '--' },
+    frontdesk: { team: '--', off: '--', bg: '--', bgExpired: '--' },
+    billing: { team: '--', off: '--', bg: '--', bgExpired: '--' },
+    admin: { team: '--', off: '--', bg: '--', bgExpired: '--' },
+    privacy_officer: { team: '--', off: '--', bg: '--', bgExpired: '--' },
+  };
+  const cases = Object.entries(WANT).flatMap(([role, rels]) =>
+    REL.map((rel) => ({ role: role as Role, rel, want: rels[rel] })),
+  );
+  it.each(cases)('$role, $rel', ({ role, rel, want }) => {
+    const got = (['read', 'write'] as const)
+      .map((a) => (decide(subject([role]), a, MESSAGES, { patient: facts(rel) }).allow ? 'Y' : '-'))
+      .join('');
+    expect(got).toBe(want);
+  });
+
+  it('a patient reads and writes messages in their own chart only, and nothing else of it', () => {
+    const self = facts('off', { self: true });
+    const patient = subject(['patient'], 'patient');
+    expect(decide(patient, 'read', MESSAGES, { patient: self }).allow).toBe(true);
+    expect(decide(patient, 'write', MESSAGES, { patient: self }).allow).toBe(true);
+    expect(decide(patient, 'write', MESSAGES, { patient: facts('off') }).allow).toBe(false);
+    expect(decide(patient, 'read', MESSAGES, { patient: facts('off') }).allow).toBe(false);
+    const optedOut = facts('off', {
+      self: true,
+      consent: { denyUsers: [], denyRoles: [], withholdCategories: [], portalOptOut: true },
+    });
+    expect(decide(patient, 'write', MESSAGES, { patient: optedOut }).allow).toBe(false);
+    for (const section of ['demographics', 'note', 'appointments'] as const) {
+      expect(decide(patient, 'write', { kind: 'section', section }, { patient: self }).allow).toBe(false);
+    }
+  });
+
+  it('has an inbox for roles that read messages in care, and none for anyone else', () => {
+    for (const role of ROLES) {
+      const kind = role === 'patient' ? 'patient' : 'user';
+      const d = decide(subject([role], kind), 'inbox', { kind: 'practice' }, { patient: null });
+      expect(d.allow, role).toBe(role === 'clinician' || role === 'nurse');
+    }
   });
 });
 

@@ -41,7 +41,17 @@ export type Action =
   | 'break-glass'
   /** Look up a patient's audit pseudonym for an access report. */
   | 'report'
-  | 'import';
+  /**
+   * The staff inbox of secure messages: list, across the patients the subject reaches, the
+   * threads with messages waiting for them (each patient is then decided as a `read` of `messages`).
+   */
+  | 'inbox'
+  | 'import'
+  /**
+   * Every patient of the practice into one encrypted archive (the practice, then each record):
+   * users with the `bulkExport` grant only, never the system actor, never psychotherapy notes.
+   */
+  | 'bulk-export';
 
 export interface Subject {
   readonly kind: 'user' | 'patient' | 'system';
@@ -279,7 +289,10 @@ function grantFor(
     }
     case 'write': {
       if (reach === 'self') {
-        return null;
+        // Through the portal a patient writes only messages, in their own threads; nothing of the chart.
+        return resource.kind === 'section' && resource.section === 'messages' && g.write.includes('messages')
+          ? ALL
+          : null;
       }
       if (resource.kind === 'section') {
         if (!g.write.includes(resource.section)) {
@@ -410,6 +423,9 @@ function allowOf(view: View, via: Via, restricted: boolean, key: string | null):
  * denials; the gate answers both the same way.
  */
 export function decide(subject: Subject, action: Action, resource: Resource, facts: Facts): Decision {
+  if (action === 'bulk-export') {
+    return decideBulkExport(subject, resource);
+  }
   if (subject.kind === 'system') {
     if (
       action === 'export' &&
@@ -559,8 +575,46 @@ function decidePractice(subject: Subject, action: Action): Decision {
     if (action === 'create-patient' && g.write.includes('demographics')) {
       view = view === null ? (identityView(g.read) as View) : unionView(view, identityView(g.read) as View);
     }
+    const messages = g.read.messages;
+    if (action === 'inbox' && messages !== undefined && g.scope !== 'self') {
+      view = view === null ? { messages } : unionView(view, { messages });
+    }
   }
   return view === null ? DENY['no-grant'] : allowOf(view, 'practice', false, null);
+}
+
+const BULK_EXPORT_ALLOW: Allow = Object.freeze({
+  allow: true,
+  view: FULL_VIEW,
+  via: 'practice',
+  grantId: null,
+  consentOverride: false,
+  restricted: false,
+});
+
+/**
+ * The bulk export: a person holding a role with the `bulkExport` grant (the privacy officer),
+ * never the system actor (an export of everything needs someone to answer for it). Decided for
+ * the practice and per record, not per patient: care teams, the restricted flag and consent
+ * directives govern who reads a chart in care, while this is the practice's own copy of its
+ * records (migration, legal hold, backup verification), made into an encrypted archive the
+ * exporter cannot read through Custos. Psychotherapy notes are never in it (45 CFR 164.508(a)(2)).
+ */
+function decideBulkExport(subject: Subject, resource: Resource): Decision {
+  if (subject.kind !== 'user') {
+    return DENY['actor-kind'];
+  }
+  if (!subject.roles.some((r) => GRANTS[r]?.bulkExport)) {
+    return DENY['no-grant'];
+  }
+  switch (resource.kind) {
+    case 'practice':
+      return BULK_EXPORT_ALLOW;
+    case 'record':
+      return resource.record.sensitivity === 'psychotherapy' ? DENY.sensitivity : BULK_EXPORT_ALLOW;
+    default:
+      return DENY['no-grant'];
+  }
 }
 
 /**

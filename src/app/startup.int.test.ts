@@ -64,6 +64,13 @@ describe.skipIf(skip)('starting up', () => {
         '008_row_level_security',
         '009_staff_family_index',
         '010_notes_lifecycle',
+        '011_download_tokens',
+        '012_scheduling',
+        '013_messages',
+        '014_integrations',
+        '015_exports',
+        '016_patient_merges',
+        '017_integration_approval',
       ],
       fresh: true,
     });

@@ -8,7 +8,7 @@ export type ChartDb = CoreDb & ChartTables;
 export type Tx = Kysely<ChartDb>;
 
 /** The caller's current care-team membership of patient `col` (SQL). */
-const onTeamSql = (col: string, actorId: string, now: Date) =>
+export const onTeamSql = (col: string, actorId: string, now: Date) =>
   sql<boolean>`EXISTS (SELECT 1 FROM care_team ct WHERE ct.patient_id = ${sql.raw(col)} AND ct.user_id = ${actorId}
         AND ct.starts_at <= ${now} AND (ct.ends_at IS NULL OR ct.ends_at > ${now}))`;
 
@@ -35,6 +35,8 @@ export interface PatientFactsRow {
   readonly consent_version: number | null;
   /** The caller's family name equals the patient's (for the anomaly report, not the decision). */
   readonly namesake: boolean;
+  /** The patient this one was merged into (loadPatientFacts only). */
+  readonly merged_into?: string | null;
 }
 
 /** Key id from a ciphertext header (bytes 1..16), computed in SQL to join its data key. */
@@ -222,6 +224,7 @@ export async function searchIndex(
     limit: number;
     actorId: string;
     now: Date;
+    includeInactive?: boolean;
   },
 ): Promise<PatientFactsRow[]> {
   const matches = tx
@@ -247,6 +250,7 @@ export async function searchIndex(
       sql<boolean>`false`.as('namesake'),
     ])
     .where('l.patient_id', 'in', matches)
+    .$if(!q.includeInactive, (b) => b.where('p.active', '=', true))
     .execute();
 }
 
@@ -315,6 +319,8 @@ export interface AuditedRow {
   readonly signed_by: string | null;
   readonly amends: string | null;
   readonly amended_by: string | null;
+  /** Identity rows: the patient this one was merged into. */
+  readonly merged_into: string | null;
 }
 
 const identitySelect = (q: {
@@ -325,7 +331,8 @@ const identitySelect = (q: {
   SELECT 'identity' AS part, p.id, pv.version, NULL AS kind, NULL AS sensitivity, NULL AS author_id, NULL AS status,
          p.active, p.created_at, pv.created_at AS updated_at, pv.body,
          NULL::text[] AS categories, NULL::boolean AS released, NULL::boolean AS shared,
-         NULL::timestamptz AS signed_at, NULL::text AS signed_by, NULL::uuid AS amends, NULL::uuid AS amended_by
+         NULL::timestamptz AS signed_at, NULL::text AS signed_by, NULL::uuid AS amends, NULL::uuid AS amended_by,
+         p.merged_into
     FROM patients p
     JOIN patient_versions pv ON pv.patient_id = p.id ${q.allVersions ? sql`` : sql`AND pv.version = p.current_version`}
    WHERE p.practice_id = ${q.practiceId} AND p.id IN (${sql.join(q.patientIds)})`;
@@ -337,12 +344,34 @@ const recordSelect = (q: {
   recordId?: string;
   kind?: string;
   allVersions: boolean;
+  page?: RecordPage;
+}) => (q.page ? sql`(${recordRows(q)} ${pageClause(q.page)})` : recordRows(q));
+
+/** A page of a record list: oldest first, after the cursor (created_at, id) of the previous page's last row. */
+export interface RecordPage {
+  /** Rows to fetch: one more than the page size, so the caller knows whether there is a next page. */
+  readonly fetch: number;
+  readonly after?: { readonly createdAt: Date; readonly id: string };
+}
+
+const pageClause = (page: RecordPage) => sql`
+     ${page.after ? sql`AND (r.created_at, r.id) > (${page.after.createdAt}, ${page.after.id})` : sql``}
+   ORDER BY r.created_at, r.id
+   LIMIT ${page.fetch}`;
+
+const recordRows = (q: {
+  practiceId: string;
+  actorId: string;
+  pseudonym?: string;
+  recordId?: string;
+  kind?: string;
+  allVersions: boolean;
 }) => sql`
   SELECT 'record' AS part, r.id, rv.version, r.kind, r.sensitivity, r.author_id, r.status,
          NULL AS active, r.created_at, rv.created_at AS updated_at, rv.body,
          r.categories, r.released_at IS NOT NULL AS released,
          (r.sensitivity = 'psychotherapy' AND EXISTS (SELECT 1 FROM record_shares rs WHERE rs.record_id = r.id AND rs.user_id = ${q.actorId})) AS shared,
-         r.signed_at, r.signed_by, r.amends, r.amended_by
+         r.signed_at, r.signed_by, r.amends, r.amended_by, NULL::uuid AS merged_into
     FROM records r
     JOIN record_versions rv ON rv.record_id = r.id ${q.allVersions ? sql`` : sql`AND rv.version = r.current_version`}
    WHERE r.practice_id = ${q.practiceId}
@@ -354,7 +383,8 @@ const keySelect = (q: { practiceId: string; keyIds: readonly string[] }) => sql`
   SELECT 'key' AS part, dk.id, 0 AS version, NULL AS kind, NULL AS sensitivity, NULL AS author_id, NULL AS status,
          NULL AS active, dk.created_at, dk.created_at AS updated_at, dk.wrapped AS body,
          NULL::text[] AS categories, NULL::boolean AS released, NULL::boolean AS shared,
-         NULL::timestamptz AS signed_at, NULL::text AS signed_by, NULL::uuid AS amends, NULL::uuid AS amended_by
+         NULL::timestamptz AS signed_at, NULL::text AS signed_by, NULL::uuid AS amends, NULL::uuid AS amended_by,
+         NULL::uuid AS merged_into
     FROM data_keys dk
    WHERE dk.practice_id = ${q.practiceId} AND dk.id IN (${sql.join(q.keyIds)})`;
 
@@ -369,6 +399,7 @@ export interface AuditedQuery {
     readonly recordId?: string;
     readonly kind?: string;
     readonly allVersions?: boolean;
+    readonly page?: RecordPage;
   };
   readonly keyIds: readonly string[];
 }
@@ -417,25 +448,31 @@ export async function auditedRead(db: Tx, audit: AuditRow, q: AuditedQuery): Pro
 /** Facts for deciding about one patient (no health data): its link and the caller's relationship. */
 export async function loadPatientFacts(
   tx: Tx,
-  q: { practiceId: string; patientId: string; actorId: string; now: Date },
+  q: { practiceId: string; patientId: string; actorId: string; now: Date; lock?: boolean },
 ): Promise<PatientFactsRow | undefined> {
-  return tx
-    .selectFrom('patients as p')
-    .innerJoin('patient_links as l', 'l.patient_id', 'p.id')
-    .leftJoin('patient_consents as c', 'c.patient_id', 'p.id')
-    .select([
-      'p.id',
-      'l.link',
-      'p.restricted',
-      onTeamSql('p.id', q.actorId, q.now).as('on_team'),
-      grantSql('p.id', q.actorId, q.now).as('grant_id'),
-      'c.body as consent',
-      'c.version as consent_version',
-      namesakeSql('p.id', q.actorId).as('namesake'),
-    ])
-    .where('p.practice_id', '=', q.practiceId)
-    .where('p.id', '=', q.patientId)
-    .executeTakeFirst();
+  return (
+    tx
+      .selectFrom('patients as p')
+      .innerJoin('patient_links as l', 'l.patient_id', 'p.id')
+      .leftJoin('patient_consents as c', 'c.patient_id', 'p.id')
+      .select([
+        'p.id',
+        'l.link',
+        'p.restricted',
+        'p.merged_into',
+        onTeamSql('p.id', q.actorId, q.now).as('on_team'),
+        grantSql('p.id', q.actorId, q.now).as('grant_id'),
+        'c.body as consent',
+        'c.version as consent_version',
+        namesakeSql('p.id', q.actorId).as('namesake'),
+      ])
+      .where('p.practice_id', '=', q.practiceId)
+      .where('p.id', '=', q.patientId)
+      // Inside a writing transaction the patient row is share-locked to the end: a merge (which
+      // locks it for update) waits for this write, or this write waits and then sees the merge.
+      .$if(q.lock === true, (b) => b.forShare('p'))
+      .executeTakeFirst()
+  );
 }
 
 /** The interim policy's facts (link and care-team membership only): the benchmark's baseline. */
@@ -459,4 +496,192 @@ export async function loadInterimFacts(
     .where('p.practice_id', '=', q.practiceId)
     .where('p.id', '=', q.patientId)
     .executeTakeFirst();
+}
+
+// --- patient merges (merge.service.ts) ---
+
+export interface PatientState {
+  readonly id: string;
+  readonly active: boolean;
+  readonly merged_into: string | null;
+}
+
+/**
+ * Whether patients are active and whom they were merged into; with `lock`, their rows stay
+ * locked to the end of the transaction (in id order, so two merges of the same pair cannot
+ * deadlock), so that a concurrent merge of either waits and then sees this one.
+ */
+export async function patientStates(
+  tx: Tx,
+  q: { practiceId: string; patientIds: readonly string[]; lock: boolean },
+): Promise<PatientState[]> {
+  const query = tx
+    .selectFrom('patients')
+    .select(['id', 'active', 'merged_into'])
+    .where('practice_id', '=', q.practiceId)
+    .where('id', 'in', q.patientIds)
+    .orderBy('id');
+  return q.lock ? query.forUpdate().execute() : query.execute();
+}
+
+/** Locks the head rows of records (a concurrent version of one of them waits for the merge). */
+export async function lockRecords(
+  tx: Tx,
+  q: { practiceId: string; pseudonym: string; recordIds?: readonly string[] },
+): Promise<string[]> {
+  if (q.recordIds?.length === 0) {
+    return [];
+  }
+  let query = tx
+    .selectFrom('records')
+    .select('id')
+    .where('practice_id', '=', q.practiceId)
+    .where('pseudonym', '=', q.pseudonym);
+  if (q.recordIds) {
+    query = query.where('id', 'in', q.recordIds);
+  }
+  return (await query.orderBy('id').forUpdate().execute()).map((r) => r.id);
+}
+
+/** Records that amend any of `ids` (one step of the amendment chain), under one pseudonym. */
+export async function amendmentsOf(
+  tx: Tx,
+  q: { practiceId: string; pseudonym: string; ids: readonly string[] },
+): Promise<string[]> {
+  if (q.ids.length === 0) {
+    return [];
+  }
+  const rows = await tx
+    .selectFrom('records')
+    .select('id')
+    .where('practice_id', '=', q.practiceId)
+    .where('pseudonym', '=', q.pseudonym)
+    .where('amends', 'in', q.ids)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+const BATCH = 500;
+
+/** Replaces the sealed bodies of record versions (re-sealed under another key), in batches. */
+export async function replaceVersionBodies(
+  tx: Tx,
+  practiceId: string,
+  rows: readonly { recordId: string; version: number; body: Buffer }[],
+): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < rows.length; i += BATCH) {
+    const values = rows
+      .slice(i, i + BATCH)
+      .map((r) => sql`(${r.recordId}::uuid, ${r.version}::int, ${r.body}::bytea)`);
+    const r = await sql`UPDATE record_versions AS rv SET body = v.body
+      FROM (VALUES ${sql.join(values)}) AS v (record_id, version, body)
+      WHERE rv.practice_id = ${practiceId} AND rv.record_id = v.record_id AND rv.version = v.version`.execute(
+      tx,
+    );
+    n += Number(r.numAffectedRows ?? 0n);
+  }
+  return n;
+}
+
+/** The tables of the current schema with a `pseudonym` column (clinical rows of a patient). */
+export async function pseudonymTables(tx: Tx): Promise<string[]> {
+  const r = await sql<{ t: string }>`SELECT DISTINCT c.table_name AS t FROM information_schema.columns c
+    JOIN information_schema.tables tb ON tb.table_schema = c.table_schema AND tb.table_name = c.table_name
+    WHERE c.table_schema = current_schema() AND c.column_name = 'pseudonym' AND tb.table_type = 'BASE TABLE'
+    ORDER BY 1`.execute(tx);
+  return r.rows.map((x) => x.t);
+}
+
+/**
+ * Rows of a pseudonym table under one pseudonym (all, some ids, or those whose `parent.column`
+ * names one of `parent.ids`), locked: their id, the other columns asked for, and sealed columns.
+ */
+export async function sealedRows(
+  tx: Tx,
+  q: {
+    practiceId: string;
+    table: string;
+    columns: readonly string[];
+    pseudonym: string;
+    ids?: readonly string[];
+    parent?: { column: string; ids: readonly string[] };
+  },
+): Promise<Record<string, unknown>[]> {
+  if (q.ids?.length === 0 || q.parent?.ids.length === 0) {
+    return [];
+  }
+  const r = await sql<Record<string, unknown>>`SELECT id, ${sql.join(q.columns.map((c) => sql.ref(c)))}
+    FROM ${sql.table(q.table)}
+    WHERE practice_id = ${q.practiceId} AND pseudonym = ${q.pseudonym}
+      ${q.ids ? sql`AND id IN (${sql.join(q.ids)})` : sql``}
+      ${q.parent ? sql`AND ${sql.ref(q.parent.column)} IN (${sql.join(q.parent.ids)})` : sql``}
+    ORDER BY id FOR UPDATE`.execute(tx);
+  return r.rows;
+}
+
+/** Moves one row of a pseudonym table to another pseudonym with its re-sealed columns; false if it was not there. */
+export async function moveSealedRow(
+  tx: Tx,
+  q: {
+    practiceId: string;
+    table: string;
+    id: string;
+    from: string;
+    to: string;
+    sealed: Readonly<Record<string, Buffer | null>>;
+  },
+): Promise<boolean> {
+  const sets = [
+    sql`pseudonym = ${q.to}`,
+    ...Object.entries(q.sealed).map(([c, v]) => sql`${sql.ref(c)} = ${v}`),
+  ];
+  const r = await sql`UPDATE ${sql.table(q.table)} SET ${sql.join(sets)}
+    WHERE practice_id = ${q.practiceId} AND id = ${q.id} AND pseudonym = ${q.from}`.execute(tx);
+  return Number(r.numAffectedRows ?? 0n) === 1;
+}
+
+/** Moves records to another pseudonym (their versions re-sealed first); the number moved. */
+export async function moveRecordHeads(
+  tx: Tx,
+  q: { practiceId: string; ids: readonly string[]; from: string; to: string },
+): Promise<number> {
+  if (q.ids.length === 0) {
+    return 0;
+  }
+  const r = await tx
+    .updateTable('records')
+    .set({ pseudonym: q.to })
+    .where('practice_id', '=', q.practiceId)
+    .where('pseudonym', '=', q.from)
+    .where('id', 'in', q.ids)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+/** Rows still carrying a pseudonym in a table (after a merge moved them all: none). */
+export async function countPseudonymRows(
+  tx: Tx,
+  q: { practiceId: string; table: string; pseudonym: string },
+): Promise<number> {
+  const r = await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql.table(q.table)}
+    WHERE practice_id = ${q.practiceId} AND pseudonym = ${q.pseudonym}`.execute(tx);
+  return r.rows[0]?.n ?? 0;
+}
+
+/** Current and future care-team memberships of a patient held by active accounts. */
+export async function openMemberships(
+  tx: Tx,
+  q: { practiceId: string; patientId: string; now: Date },
+): Promise<{ user_id: string; starts_at: Date; ends_at: Date | null }[]> {
+  return tx
+    .selectFrom('care_team as ct')
+    .innerJoin('users as u', (j) => j.on(sql<boolean>`u.id::text = ct.user_id`))
+    .select(['ct.user_id', 'ct.starts_at', 'ct.ends_at'])
+    .where('ct.practice_id', '=', q.practiceId)
+    .where('ct.patient_id', '=', q.patientId)
+    .where('u.status', '=', 'active')
+    .where((eb) => eb.or([eb('ct.ends_at', 'is', null), eb('ct.ends_at', '>', q.now)]))
+    .orderBy('ct.starts_at')
+    .execute();
 }

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import type { Kysely } from 'kysely';
 import type { AccessContext } from '../access/context.ts';
+import type { CoreDb } from '../db/schema.ts';
 import { CustosError, validationError } from '../errors.ts';
 import { sanitizeFileName } from '../files/names.ts';
+import { isFileRejected } from '../files/rejection.ts';
 import type { FileType } from '../files/sniff.ts';
-import { Denied, type GateCore, openRecordRow, wrappedKeys } from './gate-core.ts';
+import { asCore, Denied, type GateCore, openRecordRow, wrappedKeys } from './gate-core.ts';
 import { type ClinicalRecord, parseBody, Sensitivity } from './model.ts';
 
 /**
@@ -71,12 +74,20 @@ export async function attachFile(
       t.resourceId = id;
       const keyId = p.link.clinicalKeyId;
       const wrapped = await g.wrappedKey(db, keyId);
-      const stored = await g.blobs.write(input.content, {
-        key: keys.key(keyId, wrapped),
-        keyId,
-        binding: blobAt(id),
-        ...(input.limit !== undefined ? { limit: input.limit } : {}),
-      });
+      const stored = await g.blobs
+        .write(input.content, {
+          key: keys.key(keyId, wrapped),
+          keyId,
+          binding: blobAt(id),
+          ...(input.limit !== undefined ? { limit: input.limit } : {}),
+        })
+        .catch((e: unknown) => {
+          if (isFileRejected(e)) {
+            // Why the file was refused (a reason code, never content) goes into the error entry.
+            t.detail = { ...(t.detail ?? {}), kind: 'document', rejected: e.reason };
+          }
+          throw e;
+        });
       return { id, link: p.link, stored, sensitivity: sensitivity.data, now };
     },
     async (tx, t, prep, keys) => {
@@ -168,4 +179,31 @@ export async function openFile(
     key.fill(0);
     throw e;
   }
+}
+
+/**
+ * Decides, as `openFile` would, whether the caller may download a document, and runs `issue`
+ * (which records a download token) in the transaction of the call's audit entry
+ * (`download-token`): a token exists only if its issue is audited, and only for someone the
+ * policy lets read the file at that moment. Nothing is decrypted; the download itself is an
+ * `openFile`, decided and audited again.
+ */
+export async function authorizeDownload<T>(
+  g: GateCore,
+  ctx: AccessContext,
+  recordId: string,
+  issue: (tx: Kysely<CoreDb>) => Promise<T>,
+): Promise<T> {
+  return g.call(
+    ctx,
+    { action: 'download-token', resourceType: 'record', resourceId: recordId, detail: { file: true } },
+    async (tx, t) => {
+      const head = await g.recordFacts(tx, ctx, t, recordId, 'read');
+      if (head.kind !== 'document' || head.decision.view.document === undefined) {
+        throw new Denied('not-found');
+      }
+      const issued = await issue(asCore(tx));
+      return () => issued;
+    },
+  );
 }

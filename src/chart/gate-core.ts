@@ -38,6 +38,10 @@ export class Denied extends Error {
 
 /** The action an audit entry of a gate call names. */
 export type ChartAction =
+  /** A message posted in a secure-message thread. */
+  | 'post'
+  /** A secure-message thread closed (no more posts). */
+  | 'close'
   | 'create'
   | 'read'
   | 'update'
@@ -54,9 +58,24 @@ export type ChartAction =
   | 'sign'
   | 'amend'
   | 'import'
-  | 'report';
+  | 'report'
+  /** Scheduling: a waiting-list entry removed. */
+  | 'delete'
+  /** Scheduling: a reminder's recipient read to notify the patient (system actor). */
+  | 'notify'
+  /** A duplicate patient merged into another, and a merge undone (src/chart/merge.service.ts). */
+  | 'merge'
+  | 'unmerge'
+  /** A single-use download token for a file (the download itself is a `read`). */
+  | 'download-token'
+  /** Patient data sent to a third party (a webhook), recorded for the accounting of disclosures. */
+  | 'disclose';
 
 export type ResourceType =
+  /** A secure-message thread (its id); a post names the message in the detail. */
+  | 'thread'
+  /** The staff inbox of secure messages (the entry lists the pseudonyms whose threads it showed). */
+  | 'inbox'
   | 'patient'
   | 'record'
   | 'chart'
@@ -64,7 +83,18 @@ export type ResourceType =
   | 'consent'
   | 'bundle'
   | 'break-glass'
-  | 'amendment-request';
+  | 'amendment-request'
+  /** Scheduling (src/chart/appointments.service.ts). */
+  | 'appointment'
+  | 'appointment-series'
+  | 'working-hours'
+  | 'availability'
+  | 'calendar'
+  | 'waiting-list'
+  /** An entry of the accounting of disclosures (HIPAA 164.528). */
+  | 'disclosure'
+  /** A bulk export of the practice (its id is the export id in the registry). */
+  | 'export';
 
 /** What the audit entry of a call will say; the call fills in what it learns (pseudonym, detail). */
 export interface Target {
@@ -288,8 +318,16 @@ export class GateCore {
     action: Action,
     resource: Resource,
   ): Promise<PatientAccess> {
-    const { id, link, facts } = await this.loadPatient(db, ctx, t, patientId);
-    return { id, link, facts, decision: this.decide(ctx, t, action, resource, facts) };
+    const { id, link, facts, mergedInto } = await this.loadPatient(db, ctx, t, patientId);
+    const decision = this.decide(ctx, t, action, resource, facts);
+    if (action === 'write' && mergedInto) {
+      // Decided first: only someone who may write to this patient learns that it was merged.
+      throw new CustosError(
+        'CUSTOS_ERR_CONFLICT',
+        'this patient was merged into another: write to that patient, or undo the merge',
+      );
+    }
+    return { id, link, facts, decision };
   }
 
   /** Loads a patient's facts without deciding (the caller decides, possibly more than once). */
@@ -298,7 +336,7 @@ export class GateCore {
     ctx: AccessContext,
     t: Target,
     patientId: string,
-  ): Promise<{ id: string; link: Link; facts: PatientFacts }> {
+  ): Promise<{ id: string; link: Link; facts: PatientFacts; mergedInto: string | null }> {
     if (!isUuid(patientId)) {
       t.resourceId = t.resourceId ?? patientId.slice(0, 64);
       throw new Denied('not-found');
@@ -308,6 +346,7 @@ export class GateCore {
       patientId,
       actorId: ctx.actor.id,
       now: this.clock(),
+      lock: db.isTransaction,
     });
     if (!f) {
       t.resourceId = t.resourceId ?? patientId;
@@ -319,7 +358,7 @@ export class GateCore {
     if (f.namesake && ctx.actor.kind === 'user') {
       t.detail = { ...(t.detail ?? {}), namesake: true };
     }
-    return { id: f.id, link, facts: this.factsOf(ctx, f) };
+    return { id: f.id, link, facts: this.factsOf(ctx, f), mergedInto: f.merged_into ?? null };
   }
 
   /** Policy facts from a facts row (consent directives are decrypted here; no health data). */
@@ -636,6 +675,7 @@ export function openIdentityRow(
     id: r.id,
     version: r.version,
     active: r.active ?? true,
+    ...(r.merged_into ? { mergedInto: r.merged_into } : {}),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     identity: keys.openWith<PatientIdentity>(wk, patientBodyAt(r.id, r.version), r.body),

@@ -203,6 +203,8 @@ export interface Patient {
   readonly id: string;
   readonly version: number;
   readonly active: boolean;
+  /** Set on a duplicate merged into another patient: that patient's id (the UI follows it). */
+  readonly mergedInto?: string;
   readonly createdAt: Date;
   readonly updatedAt: Date;
   readonly identity: PatientIdentity;

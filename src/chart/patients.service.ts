@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { z } from 'zod';
 import type { AccessContext } from '../access/context.ts';
 import type { Allow, View } from '../access/policy.ts';
-import { validationError } from '../errors.ts';
+import { CustosError, validationError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import * as store from './chart.store.ts';
 import { type Link, linkAt, newDataKey, newPseudonym, patientBodyAt, sealJson } from './cipher.ts';
@@ -185,6 +185,61 @@ export async function updatePatient(
   });
 }
 
+/** Why a patient's dossier is closed; kept in the audit entry (a code, never free text). */
+export const DEACTIVATION_REASONS = [
+  'deceased',
+  'moved-away',
+  'left-practice',
+  'duplicate',
+  'other',
+] as const;
+export type DeactivationReason = (typeof DEACTIVATION_REASONS)[number];
+
+/**
+ * Deactivates a patient (the dossier stays readable and writable for those who may; searches
+ * leave the patient out unless asked) or reactivates one. Whoever may write the identity may do
+ * it (front desk, clinician or nurse on the care team). One audit entry naming the reason code.
+ */
+export async function setActive(
+  g: GateCore,
+  ctx: AccessContext,
+  patientId: string,
+  change: { active: true } | { active: false; reason: DeactivationReason },
+): Promise<{ active: boolean }> {
+  return g.call(ctx, { action: 'update', resourceType: 'patient' }, async (tx, t) => {
+    if (!change.active && !DEACTIVATION_REASONS.includes(change.reason)) {
+      throw validationError('reason', `must be one of ${DEACTIVATION_REASONS.join(', ')}`);
+    }
+    const head = await g.patientHead(tx, ctx, t, patientId);
+    const r = await tx
+      .updateTable('patients')
+      .set({ active: change.active, updated_at: g.clock() })
+      .where('id', '=', head.id)
+      .where('active', '=', !change.active)
+      .where('merged_into', 'is', null)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) {
+      const merged = await tx
+        .selectFrom('patients')
+        .select('merged_into')
+        .where('id', '=', head.id)
+        .executeTakeFirst();
+      if (merged?.merged_into) {
+        throw new CustosError(
+          'CUSTOS_ERR_CONFLICT',
+          'this patient was merged into another: undo the merge to reactivate it',
+        );
+      }
+      throw new CustosError(
+        'CUSTOS_ERR_CONFLICT',
+        change.active ? 'this patient is active already' : 'this patient is inactive already',
+      );
+    }
+    t.detail = { active: change.active, ...(change.active ? {} : { reason: change.reason }) };
+    return () => ({ active: change.active });
+  });
+}
+
 const Query = z
   .object({
     familyPrefix: z.string().trim().min(3, 'must have at least 3 characters').max(100).optional(),
@@ -199,6 +254,8 @@ const Query = z
     phone: z.string().trim().min(4).max(40).optional(),
     email: z.string().trim().min(3).max(254).optional(),
     limit: z.number().int().min(1).max(200).default(50),
+    /** Deactivated patients (deceased, moved away, merged duplicates) are left out unless asked for. */
+    includeInactive: z.boolean().default(false),
   })
   .strict();
 
@@ -234,6 +291,7 @@ export async function searchPatients(g: GateCore, ctx: AccessContext, input: unk
       limit: SEARCH_CANDIDATES,
       actorId: ctx.actor.id,
       now: g.clock(),
+      includeInactive: q.includeInactive,
     });
     // Each candidate is decided as a read of that patient's identity: results, counts and
     // "no results" show only patients the caller may see.

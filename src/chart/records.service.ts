@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { categoriesOf } from '../access/categories.ts';
 import type { AccessContext } from '../access/context.ts';
 import { CLINICAL_SECTIONS } from '../access/grants.ts';
-import { CONSENT_CATEGORIES } from '../access/policy.ts';
+import { CONSENT_CATEGORIES, type View } from '../access/policy.ts';
 import { CustosError, validationError } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import * as store from './chart.store.ts';
 import { recordBodyAt, sealJson } from './cipher.ts';
+import { type Dossier, summarize } from './dossier.ts';
 import {
   Denied,
   type GateCore,
@@ -170,11 +172,69 @@ export async function updateRecord(
   );
 }
 
-export async function listRecords(
+/** Largest page of a record list. */
+export const MAX_PAGE = 500;
+
+/** An opaque cursor: the position (created_at, id) of a page's last fetched row. */
+export const encodeCursor = (at: { createdAt: Date; id: string }): string =>
+  Buffer.from(`${at.createdAt.toISOString()}|${at.id}`, 'utf8').toString('base64url');
+
+export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const createdAt = new Date(iso ?? '');
+  if (!id || !isUuid(id) || Number.isNaN(createdAt.getTime()) || cursor.length > 200) {
+    throw validationError('after', 'is not a cursor this server returned');
+  }
+  return { createdAt, id };
+}
+
+/**
+ * The patient's current records, oldest first. With `limit`, one page: `next` is the cursor of
+ * the page after it (null on the last page). A page holds the records the caller may see among
+ * `limit` fetched rows, so it may hold fewer than `limit`; follow `next` until it is null.
+ */
+export async function listRecordsPage(
+  g: GateCore,
+  ctx: AccessContext,
+  patientId: string,
+  options: { kind?: RecordKind | undefined; limit?: number | undefined; after?: string | undefined },
+): Promise<{ records: ClinicalRecord[]; next: string | null }> {
+  const { limit } = options;
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE)) {
+    throw validationError('limit', `must be an integer from 1 to ${MAX_PAGE}`);
+  }
+  const after = options.after === undefined ? undefined : decodeCursor(options.after);
+  const page = limit === undefined ? undefined : { fetch: limit + 1, ...(after ? { after } : {}) };
+  let next: string | null = null;
+  const records = await listRecordsIn(g, ctx, patientId, options.kind, page, (rows) => {
+    const fetched = rows.filter((r) => r.part === 'record');
+    if (limit !== undefined && fetched.length > limit) {
+      const last = fetched[limit - 1] as store.AuditedRow;
+      next = encodeCursor({ createdAt: last.created_at, id: last.id });
+      // The extra row only says that there is more; it belongs to the next page.
+      return rows.filter((r) => r !== fetched[limit]);
+    }
+    return rows;
+  });
+  return { records, next };
+}
+
+export function listRecords(
   g: GateCore,
   ctx: AccessContext,
   patientId: string,
   kind: RecordKind | undefined,
+): Promise<ClinicalRecord[]> {
+  return listRecordsIn(g, ctx, patientId, kind, undefined, (rows) => rows);
+}
+
+async function listRecordsIn(
+  g: GateCore,
+  ctx: AccessContext,
+  patientId: string,
+  kind: RecordKind | undefined,
+  page: store.RecordPage | undefined,
+  trim: (rows: store.AuditedRow[]) => store.AuditedRow[],
 ): Promise<ClinicalRecord[]> {
   return g.read(ctx, { action: 'list', resourceType: 'record' }, async (db, t) => {
     const k = kind === undefined ? undefined : parseKind(kind);
@@ -195,10 +255,10 @@ export async function listRecords(
     }
     return {
       query: {
-        records: { pseudonym: p.link.pseudonym, ...(k ? { kind: k } : {}) },
+        records: { pseudonym: p.link.pseudonym, ...(k ? { kind: k } : {}), ...(page ? { page } : {}) },
         keyIds: [p.link.clinicalKeyId],
       },
-      reveal: (rows, keys) => visibleRecords(g, ctx, rows, p.facts, 'read', keys),
+      reveal: (rows, keys) => visibleRecords(g, ctx, trim(rows), p.facts, 'read', keys),
     };
   });
 }
@@ -210,33 +270,56 @@ export async function readChart(
   patientId: string,
   action: 'read' | 'export',
 ): Promise<{ patient: Patient; records: ClinicalRecord[] }> {
-  return g.read(ctx, { action, resourceType: 'chart' }, async (db, t) => {
-    const p = await g.patientFacts(db, ctx, t, patientId, action, { kind: 'chart' });
-    const identityVisible =
-      p.decision.view.demographics !== undefined || p.decision.view.contact !== undefined;
-    return {
-      query: {
-        identity: { patientIds: [p.id] },
-        records: { pseudonym: p.link.pseudonym },
-        keyIds: [p.link.identityKeyId, p.link.clinicalKeyId],
-      },
-      reveal: (rows, keys) => {
-        const wk = wrappedKeys(rows);
-        const identity = rows.find((r) => r.part === 'identity');
-        if (!identity) {
-          throw new Denied('not-found');
-        }
-        const patient = openIdentityRow(keys, wk, identity);
-        return {
-          patient: {
-            ...patient,
-            identity: identityVisible
-              ? projectIdentity(patient.identity, p.decision.view)
-              : ({} as Patient['identity']),
-          },
-          records: visibleRecords(g, ctx, rows, p.facts, action, keys),
-        };
-      },
-    };
-  });
+  return (await chartWithView(g, ctx, patientId, action, false)).chart;
+}
+
+/** The dossier's front page (see dossier.ts): one audited read of the chart, summarized. */
+export async function readDossier(g: GateCore, ctx: AccessContext, patientId: string): Promise<Dossier> {
+  const { chart, view } = await chartWithView(g, ctx, patientId, 'read', true);
+  return summarize(chart.patient, chart.records, view, ctx.actor.id);
+}
+
+async function chartWithView(
+  g: GateCore,
+  ctx: AccessContext,
+  patientId: string,
+  action: 'read' | 'export',
+  summary: boolean,
+): Promise<{ chart: { patient: Patient; records: ClinicalRecord[] }; view: View }> {
+  return g.read(
+    ctx,
+    { action, resourceType: 'chart', ...(summary ? { detail: { summary: true } } : {}) },
+    async (db, t) => {
+      const p = await g.patientFacts(db, ctx, t, patientId, action, { kind: 'chart' });
+      const identityVisible =
+        p.decision.view.demographics !== undefined || p.decision.view.contact !== undefined;
+      return {
+        query: {
+          identity: { patientIds: [p.id] },
+          records: { pseudonym: p.link.pseudonym },
+          keyIds: [p.link.identityKeyId, p.link.clinicalKeyId],
+        },
+        reveal: (rows, keys) => {
+          const wk = wrappedKeys(rows);
+          const identity = rows.find((r) => r.part === 'identity');
+          if (!identity) {
+            throw new Denied('not-found');
+          }
+          const patient = openIdentityRow(keys, wk, identity);
+          return {
+            chart: {
+              patient: {
+                ...patient,
+                identity: identityVisible
+                  ? projectIdentity(patient.identity, p.decision.view)
+                  : ({} as Patient['identity']),
+              },
+              records: visibleRecords(g, ctx, rows, p.facts, action, keys),
+            },
+            view: p.decision.view,
+          };
+        },
+      };
+    },
+  );
 }

@@ -5,7 +5,6 @@ import { loadPlan } from '../chart/load-plan.ts';
 import { type Config, loadConfig } from '../config/config.ts';
 import { generateDemoPatients, renderProgress } from '../demo/generate.ts';
 import { CustosError } from '../errors.ts';
-import { toFhirBundle } from '../fhir/export.ts';
 import { parseBundle } from '../fhir/import.ts';
 import { EXIT_OK, type Io, parseOptions, progress, reportError, UsageError } from './output.ts';
 import { withCustos } from './session.ts';
@@ -25,9 +24,18 @@ Commands:
   review [--json]           disable dormant accounts, then list every account for the access review
   review certify|revoke NAME --by OFFICER [--comment TEXT]
                             record the privacy officer's decision (revoke disables the account)
+  codes import FILE         install a complete ICD-10-CM code list (CMS icd10cm_codes_YYYY.txt) for code search
+  codes status              which ICD-10-CM list code search uses (bundled starter or imported) and its size
   migrate                   apply pending database migrations and report them
   import FILE               load a FHIR R4 Bundle (JSON) in one transaction; prints counts and new ids as JSON
   export --patient ID       write one patient's records as a FHIR R4 Bundle to stdout
+  export --all --user NAME --purpose-code CODE --purpose TEXT --out FILE
+                            the privacy officer NAME logs in (password, TOTP code on stdin) and
+                            exports every active patient as an encrypted FHIR NDJSON archive;
+                            CODE: migration, legal, backup-verification, regulatory; the passphrase
+                            from CUSTOS_EXPORT_PASSPHRASE or stdin; never psychotherapy notes; audited
+  export --decrypt FILE [--out FILE]
+                            open an export archive (passphrase as above) and write its NDJSON
   demo --patients N [--seed S]
                             generate N synthetic patients with clinical histories and load them
   audit verify [--from-checkpoint N] [--anchor CHECKPOINTS.jsonl]
@@ -61,6 +69,7 @@ Environment:
   CUSTOS_MAIL_FROM                   From address of notifications (default Custos <no-reply@localhost>)
   CUSTOS_PORTAL_URL                  patient portal linked from notifications (default https://localhost:8444)
   CUSTOS_SMTP_CA_FILE                PEM certificate of the private CA that signed the relay's certificate
+  CUSTOS_EXPORT_PASSPHRASE           passphrase of export archives (else read from standard input)
 
 Exit codes: 0 done, 1 failed, 2 usage or input error (nothing was changed).
 `;
@@ -94,11 +103,13 @@ const lazy =
 
 const commands: Record<string, Command> = {
   audit: lazy(() => import('./audit.ts'), 'audit'),
+  codes: lazy(() => import('./codes.ts'), 'codes'),
 
   serve: lazy(() => import('./serve.ts'), 'serve'),
   user: lazy(() => import('./user.ts'), 'user'),
   guard: lazy(() => import('./user.ts'), 'guard'),
   review: lazy(() => import('./review.ts'), 'review'),
+  export: lazy(() => import('./export.ts'), 'exportCommand'),
 
   async migrate(args, config, io) {
     parseOptions(args, {});
@@ -144,21 +155,6 @@ const commands: Record<string, Command> = {
     io.stdout.write(
       `${JSON.stringify({ counts: plan.counts, patients: loaded.map((p) => ({ fullUrl: p.fullUrl, id: p.id })) })}\n`,
     );
-    return EXIT_OK;
-  },
-
-  async export(args, config, io) {
-    const { values } = parseOptions(args, { patient: { type: 'string' } });
-    if (!values.patient) {
-      throw new UsageError('export needs --patient ID');
-    }
-    const patientId = values.patient;
-    const bundle = await withCustos(config, io, async (c) => {
-      const ctx = systemContext({ practiceId: c.practiceId, purpose: 'export', requestId: randomUUID() });
-      const { patient, records } = await c.chart.exportChart(ctx, patientId);
-      return toFhirBundle(patient, records);
-    });
-    io.stdout.write(`${JSON.stringify(bundle, null, 2)}\n`);
     return EXIT_OK;
   },
 

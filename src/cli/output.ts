@@ -11,6 +11,8 @@ export class UsageError extends Error {}
 export interface Io {
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Secrets a command asks for (password, code, passphrase) come from here, never from a flag. */
+  readonly stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
 }
 
 /**

@@ -1,13 +1,17 @@
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import { systemContext } from '../access/context.ts';
 import { startDormantSweep } from '../access/reviews.ts';
 import { openCustos } from '../app/custos.ts';
 import { SealerService } from '../audit/sealer.ts';
 import { configuredMirror } from '../audit/syslog.ts';
+import { CodeList } from '../codes/icd10.ts';
 import type { Config } from '../config/config.ts';
 import { buildServer } from '../http/server.ts';
 import { buildServices } from '../http/services.ts';
 import { loadOrCreateCertificate } from '../http/tls.ts';
+import { createMailer } from '../notify/mailer.ts';
+import { startReminders } from '../scheduling/reminders.ts';
 import { EXIT_OK, type Io, parseOptions, UsageError } from './output.ts';
 
 /**
@@ -44,7 +48,17 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
       `custos: created a self-signed certificate for localhost in ${config.dataDir}/tls (set CUSTOS_TLS_CERT/CUSTOS_TLS_KEY for a real one)\n`,
     );
   }
+  const log = (line: string) => io.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  // "You have a new message" e-mails to patients (the relay, or the outbox under the data folder).
+  const noticeMailer = createMailer(config);
   const services = buildServices(custos, {
+    mail: { mailer: noticeMailer, portalUrl: config.portalUrl, log },
+    webhooks: {
+      ...(config.webhookCaFile ? { ca: fs.readFileSync(config.webhookCaFile, 'utf8') } : {}),
+      allowPrivateAddresses: config.webhookAllowPrivate,
+      log,
+    },
+    codes: CodeList.load(config.dataDir),
     passkeys: { rpId: config.host, origins: [`https://${config.host}:${config.port}`] },
   });
   // The first start of a practice has no accounts: create the first administrator and print a
@@ -81,10 +95,23 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
   });
   await app.listen({ host: config.host, port: config.port });
   sealer.start();
+  // Webhook deliveries: the queue is durable, so this continues whatever a previous run left due.
+  services.webhooks.start();
   const sweep = startDormantSweep({
     reviews: services.reviews,
     context: () =>
       systemContext({ practiceId: custos.practiceId, purpose: 'operations', requestId: randomUUID() }),
+    clock: services.clock,
+    log: (line) => io.stdout.write(`${new Date().toISOString()} ${line}\n`),
+  });
+  // Appointment reminders every 5 minutes: through the relay (TLS) or into the outbox folder.
+  const reminderMailer = createMailer(config);
+  const reminders = startReminders({
+    chart: custos.chart,
+    db: custos.database.db,
+    practiceId: custos.practiceId,
+    mailer: reminderMailer,
+    portalUrl: config.portalUrl,
     clock: services.clock,
     log: (line) => io.stdout.write(`${new Date().toISOString()} ${line}\n`),
   });
@@ -96,9 +123,14 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
   });
   io.stdout.write('custos: stopping\n');
   await sweep.stop();
+  await reminders.stop();
+  reminderMailer.close();
+  await services.webhooks.stop();
   await sealer.stop();
   await mirror.close();
   await app.close();
+  await services.notices.drain();
+  noticeMailer.close();
   await custos.close();
   return EXIT_OK;
 }

@@ -30,6 +30,10 @@ export interface Config {
   readonly portalUrl: string;
   /** PEM file of the private CA that signed the mail relay's certificate (replaces the system roots). */
   readonly smtpCaFile: string | undefined;
+  /** PEM file of an extra CA trusted for webhook receivers (added to the system roots). */
+  readonly webhookCaFile: string | undefined;
+  /** Allow webhook receivers on loopback and private addresses (`CUSTOS_WEBHOOK_ALLOW_PRIVATE=1`). */
+  readonly webhookAllowPrivate: boolean;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -63,6 +67,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     mailFrom: env.CUSTOS_MAIL_FROM || 'Custos <no-reply@localhost>',
     portalUrl: env.CUSTOS_PORTAL_URL || 'https://localhost:8444',
     smtpCaFile: env.CUSTOS_SMTP_CA_FILE ? path.resolve(cwd, env.CUSTOS_SMTP_CA_FILE) : undefined,
+    webhookCaFile: env.CUSTOS_WEBHOOK_CA_FILE ? path.resolve(cwd, env.CUSTOS_WEBHOOK_CA_FILE) : undefined,
+    webhookAllowPrivate:
+      env.CUSTOS_WEBHOOK_ALLOW_PRIVATE === '1' || env.CUSTOS_WEBHOOK_ALLOW_PRIVATE === 'true',
   };
 }
 
@@ -70,6 +77,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
 export function testDatabaseUrl(env: Env = process.env): string | undefined {
   return env.CUSTOS_TEST_DATABASE_URL || undefined;
 }
+
+/**
+ * The bulk-export passphrase from `CUSTOS_EXPORT_PASSPHRASE`, read at the moment a command needs
+ * it and never kept in {@link Config} (a long-lived object must not hold a secret).
+ */
+export const exportPassphrase = (env: Env = process.env): string | undefined =>
+  env.CUSTOS_EXPORT_PASSPHRASE || undefined;
 
 /** Whether standard error is a terminal (for progress bars). */
 export const isInteractive = (): boolean => Boolean(process.stderr.isTTY) && !process.env.CI;

@@ -10,6 +10,13 @@ import * as m007 from './migrations/007_access_reviews.ts';
 import * as m008 from './migrations/008_row_level_security.ts';
 import * as m009 from './migrations/009_staff_family_index.ts';
 import * as m010 from './migrations/010_notes_lifecycle.ts';
+import * as m011 from './migrations/011_download_tokens.ts';
+import * as m012 from './migrations/012_scheduling.ts';
+import * as m013 from './migrations/013_messages.ts';
+import * as m014 from './migrations/014_integrations.ts';
+import * as m015 from './migrations/015_exports.ts';
+import * as m016 from './migrations/016_patient_merges.ts';
+import * as m017 from './migrations/017_integration_approval.ts';
 import type { CoreDb } from './schema.ts';
 
 /** Every migration this version of Custos knows, in order. One set for both engines. */
@@ -24,6 +31,13 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '008_row_level_security': m008,
   '009_staff_family_index': m009,
   '010_notes_lifecycle': m010,
+  '011_download_tokens': m011,
+  '012_scheduling': m012,
+  '013_messages': m013,
+  '014_integrations': m014,
+  '015_exports': m015,
+  '016_patient_merges': m016,
+  '017_integration_approval': m017,
 };
 
 const TABLE = 'custos_migrations';

@@ -93,8 +93,48 @@ describe.skipIf(skip)('practice isolation with row-level security', () => {
       const { id } = await chart.createPatient(sys, identity(), { careTeam: [u1] });
       await chart.updatePatient(sys, id, 1, identity({ phone: '+31 6 0000 0002' }));
       const record = await chart.createRecord(sys, id, note(`Isolation ${i}.`));
+      // Scheduling (migration 012): an appointment (a day apart per patient) and a waiting-list entry,
+      // before the consent row below (random bytes the gate could not open).
+      const start = new Date(Math.ceil(now.getTime() / 60_000) * 60_000 + (i + 1) * 86_400_000);
+      await chart.bookAppointment(sys, {
+        patientId: id,
+        clinicianId: u1,
+        start: start.toISOString(),
+        durationMinutes: 30,
+        reason: 'Synthetic isolation reason.',
+      });
+      await chart.addToWaitingList(sys, { patientId: id, note: 'Synthetic isolation note.' });
+      // Secure messages (migration 013): a thread with its first message, and a staff read marker.
+      const thread = await chart.startThread(sys, id, { subject: `Isolation ${i}`, text: 'Synthetic.' });
+      await sql`INSERT INTO message_reads (thread_id, practice_id, reader, last_read_seq, read_at)
+        VALUES (${thread.id}, ${practiceId}, ${u1}, 1, ${now})`.execute(db);
       await sql`INSERT INTO record_shares (record_id, practice_id, user_id, shared_by, created_at)
         VALUES (${record.id}, ${practiceId}, ${u2}, ${u1}, ${now})`.execute(db);
+      await sql`INSERT INTO download_tokens (token_hash, practice_id, record_id, actor_id, session_id, created_at, expires_at)
+        VALUES (${randomBytes(32)}, ${practiceId}, ${record.id}, ${u1}, ${randomBytes(16).toString('hex')}, ${now}, ${later})`.execute(
+        db,
+      );
+      // Migration 014: an integration, one of its webhook deliveries, and the disclosure it recorded.
+      const integrationId = randomUUID();
+      const deliveryId = randomUUID();
+      await sql`INSERT INTO integrations (id, practice_id, name, url, secret, id_key, fields, events, purpose,
+          created_by, created_at, updated_by, updated_at)
+        VALUES (${integrationId}, ${practiceId}, 'Isolation hook', 'https://hooks.example.com/isolation',
+          ${randomBytes(60)}, ${randomBytes(60)}, ${['start']}, ${['booked']}, 'Synthetic purpose', ${u1}, ${now}, ${u1}, ${now})`.execute(
+        db,
+      );
+      await sql`INSERT INTO webhook_deliveries (id, practice_id, integration_id, event, appointment_id, payload, next_attempt_at, created_at)
+        VALUES (${deliveryId}, ${practiceId}, ${integrationId}, 'booked', ${randomUUID()}, ${randomBytes(60)}, ${later}, ${now})`.execute(
+        db,
+      );
+      await chart.recordDisclosure(sys, id, {
+        recipient: { id: integrationId, name: 'Isolation hook' },
+        purpose: 'Synthetic purpose',
+        event: 'appointment.booked',
+        deliveryId,
+        values: { start: now.toISOString() },
+        read: [],
+      });
       await sql`INSERT INTO patient_consents (patient_id, practice_id, version, body, updated_at, updated_by)
         VALUES (${id}, ${practiceId}, 1, ${randomBytes(40)}, ${now}, ${u1})`.execute(db);
       await sql`INSERT INTO amendment_requests (id, practice_id, record_id, pseudonym, request, status, requested_by, requested_at)
@@ -105,11 +145,21 @@ describe.skipIf(skip)('practice isolation with row-level security', () => {
         db,
       );
     }
+    await chart.setWorkingHours(sys, u2, { hours: [{ weekday: 'mon', start: '09:00', end: '17:00' }] });
     // Migration 007's table, while it exists: a table without rows here fails the coverage check.
     if ((await sql<{ t: string | null }>`SELECT to_regclass('access_reviews') AS t`.execute(db)).rows[0]?.t) {
       await sql`INSERT INTO access_reviews (id, practice_id, user_id, reviewer_id, decision, reviewed_at)
         VALUES (${randomUUID()}, ${practiceId}, ${u1}, ${u2}, 'certified', ${now})`.execute(db);
     }
+    // Migration 015: the bulk-export registry.
+    await sql`INSERT INTO exports (id, practice_id, requested_by, purpose_code, purpose, status, patient_count, created_at)
+      VALUES (${randomUUID()}, ${practiceId}, ${u1}, 'migration', ${randomBytes(40)}, 'started', ${patients}, ${now})`.execute(
+      db,
+    );
+    // Migration 016: two more patients, one merged into the other through the gate.
+    const kept = await chart.createPatient(sys, identity());
+    const duplicate = await chart.createPatient(sys, identity());
+    await chart.mergePatients(sys, duplicate.id, kept.id);
   }
 
   /** Rows of `table` per practice, as the owner sees them. */

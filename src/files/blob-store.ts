@@ -135,20 +135,22 @@ export class BlobStore {
 
     const blobId = randomBytes(16).toString('hex');
     const temp = path.join(this.#tmp, `${randomBytes(16).toString('hex')}.part`);
+    // 'wx': never follow or reuse an existing path; flush: fsync before close, so the rename
+    // below never publishes a blob whose bytes are not on disk yet.
+    const sink = createWriteStream(temp, { flags: 'wx', mode: 0o600, flush: true });
     try {
-      // 'wx': never follow or reuse an existing path; flush: fsync before close, so the rename
-      // below never publishes a blob whose bytes are not on disk yet.
-      await pipelineAsync(
-        source,
-        inspect,
-        encryptStream(options.key, options.keyId, options.binding),
-        createWriteStream(temp, { flags: 'wx', mode: 0o600, flush: true }),
-      );
+      await pipelineAsync(source, inspect, encryptStream(options.key, options.keyId, options.binding), sink);
       const final = this.#path(blobId);
       await mkdir(path.dirname(final), { recursive: true, mode: 0o700 });
       await rename(temp, final);
       await syncFolder(path.dirname(final));
     } catch (e) {
+      // A source that fails at once can make the pipeline reject while the temp file is still
+      // being opened; the open completes after that (and would leave an empty file behind a
+      // remove done now), so wait until the sink is closed.
+      if (!sink.closed) {
+        await new Promise<void>((resolve) => sink.once('close', () => resolve()));
+      }
       await rm(temp, { force: true });
       throw e;
     }

@@ -4,6 +4,7 @@ import { STAFF_ROLES } from '../access/grants.ts';
 import { CONSENT_CATEGORIES } from '../access/policy.ts';
 import { BREAK_GLASS_MAX_MINUTES, BREAK_GLASS_REASONS } from '../chart/access.service.ts';
 import { PatientIdentity, RecordBodies, type RecordKind, RecordKinds, Sensitivity } from '../chart/model.ts';
+import { DEACTIVATION_REASONS } from '../chart/patients.service.ts';
 import { validationError } from '../errors.ts';
 import { defineRoute, inBody, named, parseInput, type Resolve } from './route.ts';
 import type { Services } from './services.ts';
@@ -67,6 +68,10 @@ const SearchQuery = z
     phone: z.string().trim().min(4).max(40).optional(),
     email: z.string().trim().min(3).max(254).optional(),
     limit: z.number().int().min(1).max(200).optional(),
+    includeInactive: z
+      .boolean()
+      .optional()
+      .meta({ description: 'also deactivated patients (default false)' }),
   })
   .strict();
 
@@ -136,7 +141,18 @@ const BreakGlassRequest = z
   })
   .strict();
 
-const ListQuery = z.object({ kind: kindEnum.optional() }).strict();
+const ListQuery = z
+  .object({
+    kind: kindEnum.optional(),
+    limit: z.coerce
+      .number('must be a number')
+      .int('must be an integer')
+      .min(1, 'must be at least 1')
+      .max(500, 'must be at most 500')
+      .default(100),
+    after: z.string().max(200, 'is not a cursor this server returned').optional(),
+  })
+  .strict();
 
 const under = (from: string, to: string) => (f: string) =>
   f === from || f.startsWith(`${from}.`) || f.startsWith(`${from}[`)
@@ -258,19 +274,69 @@ export function registerChartRoutes(app: FastifyInstance, s: Services, resolve: 
     resolve,
   );
 
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/api/v1/patients/:id/dossier',
+      summary: `The dossier's front page, one audit entry: {patient, sections: {<kind>: {count, latest}} for each clinical section the caller may see, problems (active conditions), medications (active), plans (active therapy plans), recentEncounters (5), drafts (the caller's unsigned notes)}; each item {id, version, ...the fields the caller's role sees}. ${SEES_IDENTITY} ${SEES_RECORDS}`,
+      tags: TAGS,
+      auth: 'session',
+      params: PatientParams,
+      handler: async (req) => chart.readDossier(req.ctx, req.params.id),
+    },
+    resolve,
+  );
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: '/api/v1/patients/:id/deactivate',
+      summary: `Close a dossier {reason: ${DEACTIVATION_REASONS.join('|')}} (front desk; clinician or nurse on the care team): it stays readable, searches leave it out unless includeInactive. 200 {active: false}; 409 if inactive already`,
+      tags: TAGS,
+      auth: 'session',
+      params: PatientParams,
+      body: z.object({ reason: z.enum(DEACTIVATION_REASONS) }).strict(),
+      handler: async (req) =>
+        chart.setPatientActive(req.ctx, req.params.id, { active: false, reason: req.body.reason }),
+    },
+    resolve,
+  );
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: '/api/v1/patients/:id/reactivate',
+      summary:
+        'Reopen a deactivated dossier (same roles as deactivate). 200 {active: true}; 409 if active already',
+      tags: TAGS,
+      auth: 'session',
+      params: PatientParams,
+      handler: async (req) => chart.setPatientActive(req.ctx, req.params.id, { active: true }),
+    },
+    resolve,
+  );
+
   // --- clinical records ------------------------------------------------------------------------
   defineRoute(
     app,
     {
       method: 'GET',
       url: '/api/v1/patients/:id/records',
-      summary: `The patient's current records, oldest first, optionally of one kind (?kind=encounter|observation|condition|procedure|medication|therapy-plan|note|document) {records}. ${SEES_RECORDS}`,
+      summary: `The patient's current records, oldest first, a page at a time (?kind=encounter|observation|condition|procedure|medication|therapy-plan|note|document, ?limit=1..500 (100), ?after=<next of the previous page>) {records, next: cursor or null}. A page holds the records the caller may see among \`limit\` fetched, so it may be shorter; follow next until null. ${SEES_RECORDS}`,
       tags: TAGS,
       auth: 'session',
       params: PatientParams,
       handler: async (req) => {
-        const { kind } = parseInput(ListQuery, req.raw.query ?? {}, 'query');
-        return { records: await named(chart.listRecords(req.ctx, req.params.id, kind), (f) => `query.${f}`) };
+        const q = parseInput(ListQuery, req.raw.query ?? {}, 'query');
+        return named(
+          chart.listRecordsPage(req.ctx, req.params.id, {
+            limit: q.limit,
+            ...(q.kind ? { kind: q.kind } : {}),
+            ...(q.after ? { after: q.after } : {}),
+          }),
+          (f) => `query.${f}`,
+        );
       },
     },
     resolve,

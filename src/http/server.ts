@@ -12,13 +12,20 @@ import { registerAdminRoutes } from './admin.routes.ts';
 import { registerAccountRoutes, registerAuthRoutes } from './auth.routes.ts';
 import { registerBreakGlassRoutes } from './break-glass.routes.ts';
 import { registerChartRoutes } from './chart.routes.ts';
+import { registerCodeRoutes } from './codes.routes.ts';
 import { MFA_COOKIE, SESSION_COOKIE } from './cookies.ts';
 import { registerEnrollRoutes } from './enroll.routes.ts';
+import { registerExportRoutes } from './export.routes.ts';
+import { registerFileRoutes } from './files.routes.ts';
+import { registerIntegrationRoutes } from './integrations.routes.ts';
+import { registerMergeRoutes } from './merge.routes.ts';
+import { registerMessageRoutes } from './messages.routes.ts';
 import { registerMetaRoutes } from './meta.routes.ts';
 import { registerNotesRoutes } from './notes.routes.ts';
 import { registerPasskeyRoutes } from './passkey.routes.ts';
 import { registerReviewRoutes } from './review.routes.ts';
 import type { Auth, Resolve } from './route.ts';
+import { registerSchedulingRoutes } from './scheduling.routes.ts';
 import type { Services } from './services.ts';
 import { CIPHERS } from './tls.ts';
 
@@ -29,6 +36,8 @@ export interface ServerOptions {
   /** Trusted proxy addresses whose X-Forwarded-For is believed (`--behind-proxy`); none by default. */
   readonly trustedProxies?: readonly string[];
   readonly bodyLimit?: number;
+  /** Largest file an upload may carry, in bytes (default 25 MiB; files.routes.ts). */
+  readonly uploadLimit?: number;
   /** One line per request to this sink (method, route pattern, status, ms, request id: no ids, no query). */
   readonly log?: (line: string) => void;
   /** Receives unexpected errors (tests print them; production logs only the class). */
@@ -226,9 +235,18 @@ export async function buildServer(services: Services, options: ServerOptions): P
   registerAdminRoutes(app, services, resolveCtx);
   registerPasskeyRoutes(app, services, resolveCtx);
   registerNotesRoutes(app, services, resolveCtx);
+  registerMessageRoutes(app, services, resolveCtx);
   registerReviewRoutes(app, services, resolveCtx);
   registerChartRoutes(app, services, resolveCtx);
+  registerMergeRoutes(app, services, resolveCtx);
+  registerSchedulingRoutes(app, services, resolveCtx);
+  registerFileRoutes(app, services, resolveCtx, {
+    ...(options.uploadLimit !== undefined ? { uploadLimit: options.uploadLimit } : {}),
+  });
+  registerCodeRoutes(app, services, resolveCtx);
   registerBreakGlassRoutes(app, services, resolveCtx);
+  registerExportRoutes(app, services, resolveCtx);
+  registerIntegrationRoutes(app, services, resolveCtx);
   return app;
 }
 

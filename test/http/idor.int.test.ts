@@ -38,6 +38,9 @@ const FAMILY = 'Idorsynthetica';
 const NOTE = 'Synthetic IDOR note, never to be shown.';
 const PSY = 'Synthetic IDOR psychotherapy content.';
 const REASON = 'Synthetic emergency reason for IDOR test.';
+const FILE_TEXT = 'Synthetic IDOR file content, never to be shown.';
+const SUBJECT = 'Synthetic IDOR thread subject';
+const TEXT = 'Synthetic IDOR message text, never to be shown.';
 
 interface Fixture {
   readonly patient: string;
@@ -46,6 +49,21 @@ interface Fixture {
   readonly grant: string;
   readonly colleague: string;
   readonly request: string;
+  /** A file (document record) of the patient, uploaded by the owner, and a download token for it. */
+  readonly file: string;
+  readonly token: string;
+  /** A secure-message thread of the patient, started by the owner. */
+  readonly thread: string;
+  /** A webhook integration configured by the administrator. */
+  readonly integration: string;
+  /** Another patient of the owner's (a would-be duplicate), and a merge of two more of them. */
+  readonly duplicate: string;
+  readonly merge: string;
+  /** An appointment of the patient with the owner, and a waiting-list entry of the patient. */
+  readonly appointment: string;
+  readonly waiting: string;
+  /** The owner as a clinician whose working hours are kept. */
+  readonly clinician: string;
 }
 
 interface Case {
@@ -68,6 +86,14 @@ const IDENTITY_READERS = {
   bill: 'billing reads name, birth date, sex, identifiers and address for invoicing',
 } as const;
 const CARE_TEAM_MANAGER = { desk: 'front desk manages care teams at intake' } as const;
+const HOURS_KEEPERS = {
+  admin: 'the administrator keeps working hours (no patient data)',
+  desk: 'front desk keeps working hours (no patient data)',
+} as const;
+const DESK_BOOKS = {
+  desk: "front desk books and moves every patient's appointments, without the reason for the visit",
+} as const;
+const ADMIN_CONFIGURES = { admin: 'the practice’s administrator configures its integrations' } as const;
 
 const CASES: readonly Case[] = [
   { route: 'GET /api/v1/patients/:id', target: (f) => f.patient, legit: 'owner', allowed: IDENTITY_READERS },
@@ -96,6 +122,31 @@ const CASES: readonly Case[] = [
       bill: 'billing sees its minimum necessary view (chart-api.int.test.ts checks it)',
     },
   },
+  {
+    route: 'GET /api/v1/patients/:id/dossier',
+    target: (f) => f.patient,
+    legit: 'owner',
+    allowed: {
+      desk: 'front desk sees the identity part of the dossier, no clinical section',
+      bill: 'billing sees its minimum necessary view (dossier-api.int.test.ts checks it)',
+    },
+  },
+  {
+    route: 'POST /api/v1/patients/:id/deactivate',
+    target: (f) => f.patient,
+    body: () => ({ reason: 'other' }),
+    legit: 'owner',
+    allowed: { desk: 'front desk closes dossiers (moved away, deceased)' },
+  },
+  {
+    route: 'POST /api/v1/patients/:id/reactivate',
+    target: (f) => f.patient,
+    legit: 'owner',
+    allowed: { desk: 'front desk reopens dossiers' },
+  },
+  // Right of access: the care team only (psychotherapy notes never); front desk, billing and the
+  // privacy officer have no export grant (the bulk export is another route, without an id).
+  { route: 'GET /api/v1/patients/:id/export', target: (f) => f.patient, legit: 'owner' },
   {
     route: 'GET /api/v1/patients/:id/records',
     query: '?kind=note',
@@ -228,6 +279,28 @@ const CASES: readonly Case[] = [
     target: (f) => f.patient,
     legit: 'owner',
   },
+  // Files: the gate decides before a byte of an upload is read, so a JSON body is enough here.
+  { route: 'POST /api/v1/patients/:id/files', target: (f) => f.patient, legit: 'owner' },
+  { route: 'GET /api/v1/records/:id/content', target: (f) => f.file, legit: 'owner' },
+  { route: 'POST /api/v1/records/:id/download-tokens', target: (f) => f.file, legit: 'owner' },
+  // The owner's token, presented by every other session: refused and audited (other-session).
+  { route: 'GET /api/v1/files/:token', target: (f) => f.token, legit: 'owner' },
+  // Secure messages: the care team only; front desk and billing reach the patient but not the messages.
+  {
+    route: 'POST /api/v1/patients/:id/threads',
+    target: (f) => f.patient,
+    body: () => ({ subject: 'Synthetic outsider subject', text: 'Synthetic outsider message.' }),
+    legit: 'owner',
+  },
+  { route: 'GET /api/v1/patients/:id/threads', target: (f) => f.patient, legit: 'owner' },
+  { route: 'GET /api/v1/threads/:id', target: (f) => f.thread, legit: 'owner' },
+  {
+    route: 'POST /api/v1/threads/:id/messages',
+    target: (f) => f.thread,
+    body: () => ({ text: 'Synthetic outsider reply.' }),
+    legit: 'owner',
+  },
+  { route: 'POST /api/v1/threads/:id/close', target: (f) => f.thread, legit: 'owner' },
   {
     route: 'POST /api/v1/break-glass/:id/end',
     target: (f) => f.grant,
@@ -240,6 +313,112 @@ const CASES: readonly Case[] = [
     body: () => ({ disposition: 'inappropriate', comment: 'Synthetic attacker verdict.' }),
     legit: 'officer',
     allowed: { officer: 'reviewing grants is the privacy officer’s task' },
+  },
+  // Scheduling (docs/scheduling.md): working hours hold no patient data but are kept by the
+  // clinician, the administrator and front desk only; appointments and the waiting list are the
+  // patient's, decided per patient in the `appointments` section.
+  {
+    route: 'GET /api/v1/clinicians/:id/hours',
+    target: (f) => f.clinician,
+    legit: 'owner',
+    allowed: HOURS_KEEPERS,
+  },
+  {
+    route: 'PUT /api/v1/clinicians/:id/hours',
+    target: (f) => f.clinician,
+    body: () => ({ hours: [{ weekday: 'sun', start: '01:00', end: '02:00' }] }),
+    legit: 'owner',
+    allowed: HOURS_KEEPERS,
+  },
+  {
+    route: 'PUT /api/v1/appointments/:id',
+    target: (f) => f.appointment,
+    body: () => ({ expectedVersion: 1, start: '2027-01-06T10:00:00Z', durationMinutes: 30 }),
+    legit: 'owner',
+    allowed: DESK_BOOKS,
+  },
+  {
+    route: 'POST /api/v1/appointments/:id/cancel',
+    target: (f) => f.appointment,
+    body: () => ({ reasonCode: 'other' }),
+    legit: 'owner',
+    allowed: DESK_BOOKS,
+  },
+  {
+    route: 'POST /api/v1/appointments/:id/no-show',
+    target: (f) => f.appointment,
+    body: () => ({}),
+    legit: 'owner',
+    allowed: DESK_BOOKS,
+  },
+  {
+    route: 'GET /api/v1/patients/:id/appointments',
+    target: (f) => f.patient,
+    legit: 'owner',
+    allowed: DESK_BOOKS,
+  },
+  {
+    route: 'DELETE /api/v1/waiting-list/:id',
+    target: (f) => f.waiting,
+    legit: 'owner',
+    allowed: DESK_BOOKS,
+  },
+  {
+    route: 'POST /api/v1/waiting-list/:id/offer',
+    target: (f) => f.waiting,
+    body: () => ({
+      clinicianId: randomUUIDOf('attacker'),
+      start: '2027-01-07T10:00:00Z',
+      durationMinutes: 30,
+    }),
+    legit: 'owner',
+    allowed: DESK_BOOKS,
+  },
+  // Last: their step-ups move the clock, and the break-glass cases above use a session from the setup.
+  // The accounting of disclosures (HIPAA 164.528): the care team and the privacy officer.
+  {
+    route: 'GET /api/v1/patients/:id/disclosures',
+    target: (f) => f.patient,
+    legit: 'owner',
+    allowed: { officer: 'the privacy officer answers requests for an accounting of disclosures' },
+  },
+  // Integrations: the administrator's configuration. Every other role gets the route's 404; the
+  // administrator of another practice the 404 of a missing integration.
+  {
+    route: 'PATCH /api/v1/admin/integrations/:id',
+    target: (f) => f.integration,
+    body: () => ({ name: 'Synthetic takeover', url: 'https://attacker.example.com/hook' }),
+    stepUp: true,
+    legit: 'admin',
+    allowed: ADMIN_CONFIGURES,
+  },
+  {
+    route: 'DELETE /api/v1/admin/integrations/:id',
+    target: (f) => f.integration,
+    stepUp: true,
+    legit: 'admin',
+    allowed: ADMIN_CONFIGURES,
+  },
+  {
+    route: 'GET /api/v1/admin/integrations/:id/deliveries',
+    target: (f) => f.integration,
+    legit: 'admin',
+    allowed: ADMIN_CONFIGURES,
+  },
+  // Merging duplicates: a clinician on both care teams only (docs/merge.md); step-up.
+  {
+    route: 'POST /api/v1/patients/:id/merge',
+    target: (f) => f.patient,
+    body: (f) => ({ sourceId: f.duplicate }),
+    stepUp: true,
+    legit: 'owner',
+  },
+  { route: 'POST /api/v1/merges/:id/undo', target: (f) => f.merge, stepUp: true, legit: 'owner' },
+  {
+    route: 'GET /api/v1/patients/:id/merges',
+    target: (f) => f.patient,
+    legit: 'owner',
+    allowed: { ...IDENTITY_READERS, officer: 'the privacy officer oversees merges like care teams' },
   },
 ];
 
@@ -294,6 +473,7 @@ async function practiceServer(a: TestServer, practiceId: string): Promise<TestSe
     port,
     clock: a.clock,
     ca: tls.cert,
+    outboxDir: a.outboxDir,
     close: () => app.close(),
   };
 }
@@ -302,6 +482,7 @@ const fill = (c: Case, id: string, userId?: string) =>
   `${c.route
     .split(' ')[1]
     ?.replace(':id', id)
+    .replace(':token', id)
     .replace(':userId', userId ?? '')}${c.query ?? ''}`;
 
 describe.skipIf(skip)('IDOR: every route with an id', () => {
@@ -371,9 +552,53 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
         text: 'Synthetic amendment request text.',
       },
     );
+    const boundary = 'idor-boundary';
+    const file = await as.owner!.request(
+      'POST',
+      `/api/v1/patients/${patient}/files`,
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="idor.txt"\r\nContent-Type: text/plain\r\n\r\n${FILE_TEXT}\n\r\n--${boundary}--\r\n`,
+      { headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } },
+    );
+    expect(file.status).toBe(201);
+    const fileId = (file.body as { id: string }).id;
+    const token = await as.owner!.post(`/api/v1/records/${fileId}/download-tokens`, {});
+    expect(token.status).toBe(201);
+    await reauth(a, as.admin!, staff.admin!);
+    const integration = await as.admin!.post('/api/v1/admin/integrations', {
+      name: 'Synthetic reminders',
+      url: 'https://hooks.example.com/custos',
+      purpose: 'Synthetic appointment reminders',
+    });
+    expect(integration.status).toBe(201);
+    const thread = await as.owner!.post(`/api/v1/patients/${patient}/threads`, {
+      subject: SUBJECT,
+      text: TEXT,
+    });
+    expect(thread.status).toBe(201);
     expect([created.status, note.status, psy.status, grant.status, request.status]).toEqual([
       201, 201, 201, 201, 201,
     ]);
+    const registered = async (given: string) => {
+      const r = await as.owner!.post('/api/v1/patients', {
+        identity: identity({ name: { given: [given], family: 'Idormerge' } }),
+      });
+      expect(r.status).toBe(201);
+      return (r.body as { id: string }).id;
+    };
+    const duplicate = await registered('Duplica');
+    const mergedFrom = await registered('Mergefrom');
+    const mergedInto = await registered('Mergeinto');
+    await reauth(a, as.owner!, staff.owner!);
+    const merge = await as.owner!.post(`/api/v1/patients/${mergedInto}/merge`, { sourceId: mergedFrom });
+    expect(merge.status).toBe(200);
+    const appointment = await as.owner!.post('/api/v1/appointments', {
+      patientId: patient,
+      clinicianId: staff.owner!.id,
+      start: '2027-01-05T10:00:00Z',
+      durationMinutes: 30,
+    });
+    const waiting = await as.owner!.post('/api/v1/waiting-list', { patientId: patient });
+    expect([appointment.status, waiting.status]).toEqual([201, 201]);
     f = {
       patient,
       note: (note.body as { id: string }).id,
@@ -381,6 +606,15 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
       grant: (grant.body as { id: string }).id,
       colleague: staff.colleague!.id,
       request: (request.body as { id: string }).id,
+      file: fileId,
+      token: (token.body as { token: string }).token,
+      thread: (thread.body as { id: string }).id,
+      integration: (integration.body as { integration: { id: string } }).integration.id,
+      duplicate,
+      merge: (merge.body as { mergeId: string }).mergeId,
+      appointment: (appointment.body as { id: string }).id,
+      waiting: (waiting.body as { id: string }).id,
+      clinician: staff.owner!.id,
     };
   }, 240_000);
   afterAll(async () => {
@@ -426,6 +660,9 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
     NOTE,
     PSY,
     REASON,
+    FILE_TEXT,
+    SUBJECT,
+    TEXT,
     f.colleague,
     'MRN-00000001',
     'testa@example.org',
@@ -539,7 +776,7 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
     const records = (await owner.get(`/api/v1/patients/${f.patient}/records`)).body as {
       records: { id: string }[];
     };
-    expect(records.records.map((r) => r.id).sort()).toEqual([f.note, f.psy].sort());
+    expect(records.records.map((r) => r.id).sort()).toEqual([f.note, f.psy, f.file].sort());
     expect((await owner.get(`/api/v1/patients/${f.patient}/consent`)).body).toMatchObject({ version: 0 });
     const team = (await owner.get(`/api/v1/patients/${f.patient}/care-team`)).body as {
       members: { userId: string; current: boolean }[];
@@ -564,7 +801,12 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
     const { rows: versions } = await sql<{
       n: number;
     }>`SELECT count(*)::int AS n FROM record_versions`.execute(db);
-    expect(versions).toEqual([{ n: 2 }]);
+    expect(versions).toEqual([{ n: 3 }]);
+    // The denied uploads stored nothing; the owner's token was never used up by another session.
+    const tokens = await sql<{
+      used: boolean;
+    }>`SELECT used_at IS NOT NULL AS used FROM download_tokens`.execute(db);
+    expect(tokens.rows).toEqual([{ used: false }]);
     // The step-up cases moved the clock past the idle timeout: log the colleague in afresh.
     as.colleague = new Client(a);
     await logIn(a, as.colleague, staff.colleague!);
@@ -572,6 +814,34 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
     // The denied attempts decided no amendment request.
     const requests = await sql<{ status: string }>`SELECT status FROM amendment_requests`.execute(db);
     expect(requests.rows).toEqual([{ status: 'requested' }]);
+    // The denied attempts moved, cancelled or booked no appointment and kept no hours.
+    const appointments = await sql<{
+      id: string;
+      status: string;
+      version: number;
+    }>`SELECT id, status, version FROM appointments`.execute(db);
+    expect(appointments.rows).toEqual([{ id: f.appointment, status: 'booked', version: 1 }]);
+    const waiting = await sql<{ status: string }>`SELECT status FROM waiting_list_entries`.execute(db);
+    expect(waiting.rows).toEqual([{ status: 'waiting' }]);
+    const hours = await sql<{ n: number }>`SELECT count(*)::int AS n FROM working_hours`.execute(db);
+    expect(hours.rows).toEqual([{ n: 0 }]);
+    // The denied attempts changed no integration.
+    const integrations = await sql<{ name: string; url: string; active: boolean }>`
+      SELECT name, url, active FROM integrations`.execute(db);
+    expect(integrations.rows).toEqual([
+      { name: 'Synthetic reminders', url: 'https://hooks.example.com/custos', active: true },
+    ]);
+    // The denied attempts posted nothing and closed nothing.
+    const threads = await sql<{ n: number; open: number }>`
+      SELECT (SELECT count(*)::int FROM messages) AS n, count(*) FILTER (WHERE closed_at IS NULL)::int AS open
+        FROM message_threads`.execute(db);
+    expect(threads.rows).toEqual([{ n: 1, open: 1 }]);
+    // The denied attempts merged nothing and undid no merge.
+    const merges = await sql<{ undone: boolean }>`
+      SELECT unmerged_at IS NOT NULL AS undone FROM patient_merges`.execute(db);
+    expect(merges.rows).toEqual([{ undone: false }]);
+    const duplicate = (await owner.get(`/api/v1/patients/${f.duplicate}`)).body as { active: boolean };
+    expect(duplicate.active).toBe(true);
   });
 
   it('does not accept a session of another practice at all', async () => {

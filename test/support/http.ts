@@ -1,11 +1,13 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../src/http/server.ts';
 import { buildServices, type Services } from '../../src/http/services.ts';
 import { loadOrCreateCertificate } from '../../src/http/tls.ts';
 import type { IdentityPolicy } from '../../src/identity/config.ts';
 import { PasswordHasher } from '../../src/identity/password.ts';
+import { createMailer } from '../../src/notify/mailer.ts';
 import { openTestCustos, type TestCustos } from './db.ts';
 
 /** A fake clock tests move by hand (the only thing tests may fake). */
@@ -28,6 +30,8 @@ export interface TestServer {
   readonly port: number;
   readonly clock: FakeClock;
   readonly ca: string;
+  /** Where the server's e-mails go (no relay in tests): read with `readOutbox` (set by `startServer`). */
+  readonly outboxDir?: string;
   close(): Promise<void>;
 }
 
@@ -38,6 +42,7 @@ export async function startServer(
   const clock = new FakeClock();
   const custos = await openTestCustos({ clock: clock.now });
   const tls = await loadOrCreateCertificate({ dataDir: `${custos.keyFile}.d` });
+  const outboxDir = path.join(path.dirname(custos.keyFile), 'outbox');
   // Weaker argon2 parameters than production keep the suite fast; the production parameters
   // are tested in src/identity/password.test.ts.
   const services = buildServices(custos, {
@@ -46,6 +51,18 @@ export async function startServer(
     hasher: options.productionHasher
       ? new PasswordHasher()
       : new PasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }),
+    mail: {
+      mailer: createMailer(
+        {
+          dataDir: outboxDir,
+          smtpUrl: undefined,
+          smtpCaFile: undefined,
+          mailFrom: 'Custos <no-reply@example.org>',
+        },
+        { outboxDir },
+      ),
+      portalUrl: 'https://portal.example.org/',
+    },
   });
   const app = await buildServer(services, {
     tls,
@@ -62,8 +79,10 @@ export async function startServer(
     port,
     clock,
     ca: tls.cert,
+    outboxDir,
     async close() {
       await app.close();
+      await services.notices.drain();
       await custos.cleanup();
     },
   };

@@ -37,10 +37,16 @@ export interface TestServer {
 
 /** The real server over HTTPS on 127.0.0.1, a fresh database, and a fake clock. */
 export async function startServer(
-  options: { policy?: Partial<IdentityPolicy>; trustedProxies?: string[]; productionHasher?: boolean } = {},
+  options: {
+    policy?: Partial<IdentityPolicy>;
+    trustedProxies?: string[];
+    productionHasher?: boolean;
+    /** PGlite in a folder (`custos.testDb.pgliteDir`) rather than in memory, for scans of its files. */
+    onDisk?: boolean;
+  } = {},
 ): Promise<TestServer> {
   const clock = new FakeClock();
-  const custos = await openTestCustos({ clock: clock.now });
+  const custos = await openTestCustos({ clock: clock.now, ...(options.onDisk ? { onDisk: true } : {}) });
   const tls = await loadOrCreateCertificate({ dataDir: `${custos.keyFile}.d` });
   const outboxDir = path.join(path.dirname(custos.keyFile), 'outbox');
   // Weaker argon2 parameters than production keep the suite fast; the production parameters

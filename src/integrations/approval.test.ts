@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DISCLOSURE_READS } from '../chart/disclosures.service.ts';
-import { afterChange, configHash, mayDeliver, needsApproval, statusOf } from './approval.ts';
+import { afterChange, configHash, integrationStatus, mayDeliver, needsApproval } from './approval.ts';
 import { DEFAULT_FIELDS, EVENT_FIELDS } from './config.ts';
 
 const base = {
@@ -77,10 +77,10 @@ describe('the two-person rule for integrations', () => {
   });
 
   it('shows the switch and the approval as one status', () => {
-    expect(statusOf({ active: true, approval: 'not-required' })).toBe('active');
-    expect(statusOf({ active: true, approval: 'approved' })).toBe('active');
-    expect(statusOf({ active: true, approval: 'pending-approval' })).toBe('pending-approval');
-    expect(statusOf({ active: true, approval: 'rejected' })).toBe('rejected');
-    expect(statusOf({ active: false, approval: 'approved' })).toBe('inactive');
+    expect(integrationStatus({ active: true, approval: 'not-required' })).toBe('active');
+    expect(integrationStatus({ active: true, approval: 'approved' })).toBe('active');
+    expect(integrationStatus({ active: true, approval: 'pending-approval' })).toBe('pending-approval');
+    expect(integrationStatus({ active: true, approval: 'rejected' })).toBe('rejected');
+    expect(integrationStatus({ active: false, approval: 'approved' })).toBe('inactive');
   });
 });

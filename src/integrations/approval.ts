@@ -111,7 +111,7 @@ export function mayDeliver(i: {
 }
 
 /** The status shown to the administrator and the officer. */
-export function statusOf(i: {
+export function integrationStatus(i: {
   readonly active: boolean;
   readonly approval: ApprovalState;
 }): IntegrationStatus {

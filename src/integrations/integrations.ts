@@ -1,11 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { AccessContext } from '../access/context.ts';
-import { isActivePrivacyOfficer } from '../access/officers.ts';
-import { append } from '../audit/append.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { CoreDb } from '../db/schema.ts';
-import { CustosError, isCustosError, notFound } from '../errors.ts';
+import { CustosError, notFound } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import {
   type ApprovalState,
@@ -13,8 +11,8 @@ import {
   configHash,
   type IntegrationStatus,
   needsApproval,
-  statusOf,
 } from './approval.ts';
+import { auditedCall, type Caller, type IntegrationAction, type Trail } from './audited.ts';
 import {
   APPOINTMENT_EVENTS,
   ApproveInput,
@@ -28,6 +26,18 @@ import {
   RejectInput,
 } from './config.ts';
 import type { IntegrationDb, IntegrationTables } from './tables.ts';
+import {
+  configDetail,
+  type DeliveryStatus,
+  type DeliveryView,
+  deliveryStatus,
+  deliveryView,
+  type IntegrationRow,
+  type IntegrationView,
+  integrationView,
+} from './views.ts';
+
+export type { DeliveryStatus, DeliveryView, IntegrationView } from './views.ts';
 
 /**
  * Integrations: third parties that receive appointment webhooks (issue 6, item 8). Only the
@@ -44,105 +54,13 @@ import type { IntegrationDb, IntegrationTables } from './tables.ts';
  * `-approved`, `-rejected`) with the field allow-list and events, denials included.
  */
 
-/** The two-person rule as the administrator and the officer see it. */
-export interface ApprovalView {
-  readonly state: ApprovalState;
-  /** The allow-list reads about the patient through the gate: a privacy officer must approve it. */
-  readonly required: boolean;
-  /** Who made the change that awaits (or got) a decision, and when. */
-  readonly submittedBy: string | null;
-  readonly submittedAt: Date | null;
-  readonly reviewedBy: string | null;
-  readonly reviewedAt: Date | null;
-  /** Why it was rejected. */
-  readonly reason: string | null;
-}
-
-export interface IntegrationView {
-  readonly id: string;
-  readonly name: string;
-  readonly url: string;
-  readonly fields: readonly string[];
-  readonly events: readonly string[];
-  readonly purpose: string;
-  /** The administrator's on/off switch. */
-  readonly active: boolean;
-  /** `active` only when it is switched on and needs no approval or has it. */
-  readonly status: IntegrationStatus;
-  readonly approval: ApprovalView;
-  readonly version: number;
-  readonly createdBy: string;
-  readonly createdAt: Date;
-  readonly updatedBy: string;
-  readonly updatedAt: Date;
-}
-
-export interface DeliveryView {
-  readonly id: string;
-  readonly integrationId: string;
-  readonly event: string;
-  readonly appointmentId: string;
-  readonly status: DeliveryStatus;
-  readonly attempts: number;
-  readonly lastStatus: string | null;
-  readonly lastAttemptAt: Date | null;
-  readonly nextAttemptAt: Date | null;
-  readonly createdAt: Date;
-  readonly deliveredAt: Date | null;
-  readonly gaveUpAt: Date | null;
-}
-
-export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
-
 export const secretAt = (id: string) => ({ table: 'integrations', column: 'secret', row: id, version: 0 });
 export const idKeyAt = (id: string) => ({ table: 'integrations', column: 'id_key', row: id, version: 0 });
 
 /** A fresh signing secret: 256 bits, prefixed so it is recognizable in a secret scanner. */
 const newSecret = (): string => `whsec_${randomBytes(32).toString('base64url')}`;
 
-type Row = Selectable<IntegrationTables['integrations']>;
-
-/** What the audit entry of a call will say, filled in as the call learns it. */
-interface Trail {
-  id: string | null;
-  detail: Record<string, string | number | boolean | readonly string[]>;
-  /** Set before throwing when the call refuses (not fails): the entry is a denial with this reason. */
-  denied?: string;
-}
-
-const view = (r: Row): IntegrationView => ({
-  id: r.id,
-  name: r.name,
-  url: r.url,
-  fields: r.fields,
-  events: r.events,
-  purpose: r.purpose,
-  active: r.active,
-  status: statusOf(r),
-  approval: {
-    state: r.approval,
-    required: needsApproval(r.fields),
-    submittedBy: r.submitted_by,
-    submittedAt: r.submitted_at,
-    reviewedBy: r.reviewed_by,
-    reviewedAt: r.reviewed_at,
-    reason: r.review_reason,
-  },
-  version: r.version,
-  createdBy: r.created_by,
-  createdAt: r.created_at,
-  updatedBy: r.updated_by,
-  updatedAt: r.updated_at,
-});
-
-/** What the audit entries say about a configuration: the allow-list, events and host (not the path). */
-const configDetail = (r: Pick<Row, 'fields' | 'events' | 'url' | 'version' | 'approval'>) => ({
-  fields: r.fields,
-  events: r.events,
-  host: new URL(r.url).host,
-  version: r.version,
-  approval: r.approval,
-});
+type Row = IntegrationRow;
 
 /** The approval columns for a configuration that needs none, or that now waits for one. */
 const notRequired = {
@@ -157,9 +75,6 @@ const notRequired = {
 const submitted = (by: string, at: Date) =>
   ({ ...notRequired, approval: 'pending-approval', submitted_by: by, submitted_at: at }) as const;
 
-export const deliveryStatus = (r: { delivered_at: Date | null; gave_up_at: Date | null }): DeliveryStatus =>
-  r.delivered_at ? 'delivered' : r.gave_up_at ? 'failed' : 'pending';
-
 export interface IntegrationsOptions {
   readonly db: Kysely<CoreDb>;
   readonly keyring: Keyring;
@@ -169,26 +84,12 @@ export interface IntegrationsOptions {
   readonly stepUpMs?: number;
 }
 
-type Action =
-  | 'integration-created'
-  | 'integration-updated'
-  | 'integration-deactivated'
-  | 'integration-approved'
-  | 'integration-rejected'
-  | 'integration-list'
-  | 'webhook-delivery-list';
-
-/** Who may make a call: the administrator configures, the privacy officer reviews, both list. */
-type Who = 'admin' | 'officer' | 'admin-or-officer';
-
 export class Integrations {
   readonly #db: Kysely<IntegrationDb>;
-  readonly #core: Kysely<CoreDb>;
   readonly #o: IntegrationsOptions;
 
   constructor(options: IntegrationsOptions) {
     this.#o = options;
-    this.#core = options.db;
     this.#db = options.db.withTables<IntegrationTables>();
   }
 
@@ -201,7 +102,7 @@ export class Integrations {
     ctx: AccessContext,
     input: unknown,
   ): Promise<{ integration: IntegrationView; secret: string }> {
-    return this.#audited(ctx, 'integration-created', null, 'admin', async (tx, t) => {
+    return this.#call(ctx, 'integration-created', null, 'admin', async (tx, t) => {
       const i = parse(IntegrationInput, input);
       const url = checkUrl(i.url, this.#o.receivers);
       const fields = checkFields(i.fields ?? DEFAULT_FIELDS);
@@ -235,7 +136,7 @@ export class Integrations {
       idKey.fill(0);
       t.id = id;
       t.detail = configDetail(row);
-      return { integration: view(row), secret };
+      return { integration: integrationView(row), secret };
     });
   }
 
@@ -245,7 +146,7 @@ export class Integrations {
    * waits for approval again; deliveries queued under the old configuration are given up.
    */
   async update(ctx: AccessContext, id: string, input: unknown): Promise<IntegrationView> {
-    return this.#audited(ctx, 'integration-updated', id, 'admin', async (tx, t) => {
+    return this.#call(ctx, 'integration-updated', id, 'admin', async (tx, t) => {
       const current = await this.#find(tx, ctx, id, true);
       const p = parse(IntegrationPatch, input);
       const now = this.#o.clock();
@@ -281,13 +182,13 @@ export class Integrations {
         active: row.active,
         ...(givenUp > 0 ? { pendingGivenUp: givenUp } : {}),
       };
-      return view(row);
+      return integrationView(row);
     });
   }
 
   /** Stops deliveries to an integration (pending ones are given up); the row stays for the accounting. */
   async deactivate(ctx: AccessContext, id: string): Promise<void> {
-    return this.#audited(ctx, 'integration-deactivated', id, 'admin', async (tx, t) => {
+    return this.#call(ctx, 'integration-deactivated', id, 'admin', async (tx, t) => {
       const current = await this.#find(tx, ctx, id, true);
       const now = this.#o.clock();
       await tx
@@ -325,7 +226,7 @@ export class Integrations {
     input: unknown,
   ): Promise<IntegrationView> {
     const officer: AccessContext = ctx.purpose === 'audit' ? ctx : { ...ctx, purpose: 'audit' };
-    return this.#audited(officer, action, id, 'officer', async (tx, t) => {
+    return this.#call(officer, action, id, 'officer', async (tx, t) => {
       this.#assertStepUp(ctx, t);
       const approving = action === 'integration-approved';
       const r: { expectedVersion?: number; reason?: string } = parse(
@@ -380,7 +281,7 @@ export class Integrations {
         submittedBy: current.submitted_by ?? 'none',
         ...(givenUp > 0 ? { pendingGivenUp: givenUp } : {}),
       };
-      return view(row);
+      return integrationView(row);
     });
   }
 
@@ -389,7 +290,7 @@ export class Integrations {
    * privacy officer's queue is `pending-approval`).
    */
   async list(ctx: AccessContext, filter: { status?: IntegrationStatus } = {}): Promise<IntegrationView[]> {
-    return this.#audited(ctx, 'integration-list', null, 'admin-or-officer', async (tx, t) => {
+    return this.#call(ctx, 'integration-list', null, 'admin-or-officer', async (tx, t) => {
       let q = tx.selectFrom('integrations').selectAll().where('practice_id', '=', ctx.practiceId);
       switch (filter.status) {
         case undefined:
@@ -409,13 +310,13 @@ export class Integrations {
       }
       const rows = await q.orderBy('created_at', 'desc').orderBy('id').execute();
       t.detail = { count: rows.length, ...(filter.status ? { status: filter.status } : {}) };
-      return rows.map(view);
+      return rows.map(integrationView);
     });
   }
 
   /** The latest deliveries of one integration (at most `limit`, default 100), newest first. */
   async deliveries(ctx: AccessContext, id: string, limit = 100): Promise<DeliveryView[]> {
-    return this.#audited(ctx, 'webhook-delivery-list', id, 'admin', async (tx, t) => {
+    return this.#call(ctx, 'webhook-delivery-list', id, 'admin', async (tx, t) => {
       const current = await this.#find(tx, ctx, id);
       const rows = await tx
         .selectFrom('webhook_deliveries')
@@ -439,20 +340,7 @@ export class Integrations {
         .limit(Math.min(Math.max(1, limit), 1000))
         .execute();
       t.detail = { count: rows.length };
-      return rows.map((r) => ({
-        id: r.id,
-        integrationId: r.integration_id,
-        event: r.event,
-        appointmentId: r.appointment_id,
-        status: deliveryStatus(r),
-        attempts: r.attempts,
-        lastStatus: r.last_status,
-        lastAttemptAt: r.last_attempt_at,
-        nextAttemptAt: r.delivered_at || r.gave_up_at ? null : r.next_attempt_at,
-        createdAt: r.created_at,
-        deliveredAt: r.delivered_at,
-        gaveUpAt: r.gave_up_at,
-      }));
+      return rows.map(deliveryView);
     });
   }
 
@@ -475,6 +363,17 @@ export class Integrations {
       .where('id', 'in', wanted)
       .execute();
     return new Map(rows.map((r) => [r.id, { status: deliveryStatus(r), deliveredAt: r.delivered_at }]));
+  }
+
+  /** One call, checked and audited (audited.ts). */
+  #call<T>(
+    ctx: AccessContext,
+    action: IntegrationAction,
+    id: string | null,
+    who: Caller,
+    f: (tx: Kysely<IntegrationDb>, t: Trail) => Promise<T>,
+  ): Promise<T> {
+    return auditedCall(this.#o, ctx, { action, id, who }, f);
   }
 
   /** Gives up the deliveries of an integration not yet sent (their payloads are deleted). */
@@ -516,84 +415,6 @@ export class Integrations {
         'CUSTOS_ERR_STEP_UP',
         'this action needs a recent re-authentication: POST /api/v1/auth/reauth with password and code',
       );
-    }
-  }
-
-  /**
-   * Checks the caller may make the call, then runs `f` and appends its success entry in one
-   * transaction (a change and its entry commit together); a denial or a failure is audited in
-   * its own transaction. "Not allowed" and "no such integration" are the same 404.
-   */
-  async #audited<T>(
-    ctx: AccessContext,
-    action: Action,
-    id: string | null,
-    who: Who,
-    f: (tx: Kysely<IntegrationDb>, t: Trail) => Promise<T>,
-  ): Promise<T> {
-    const t: Trail = { id: id === null ? null : id.slice(0, 64), detail: {} };
-    const entry = (db: Kysely<CoreDb>, outcome: 'success' | 'denied' | 'error', reason?: string) =>
-      append(
-        db,
-        ctx,
-        {
-          action,
-          resourceType: 'integration',
-          resourceId: t.id,
-          outcome,
-          reason: reason ?? null,
-          detail: Object.keys(t.detail).length > 0 ? t.detail : null,
-        },
-        this.#o.clock(),
-      );
-    if (!(await this.#may(ctx, who))) {
-      await entry(this.#core, 'denied', 'role');
-      throw notFound('integration');
-    }
-    try {
-      return await this.#db.transaction().execute(async (tx) => {
-        const result = await f(tx, t);
-        await entry(tx as unknown as Kysely<CoreDb>, 'success');
-        return result;
-      });
-    } catch (e) {
-      const nf = isCustosError(e, 'CUSTOS_ERR_NOT_FOUND');
-      if (t.denied !== undefined || nf) {
-        await entry(this.#core, 'denied', t.denied ?? 'not-found');
-      } else {
-        await entry(this.#core, 'error', isCustosError(e) ? e.code : 'internal');
-      }
-      throw e;
-    }
-  }
-
-  async #may(ctx: AccessContext, who: Who): Promise<boolean> {
-    if (ctx.actor.kind === 'system') {
-      // A decision of the two-person rule is a person's; the system only configures and lists.
-      return who !== 'officer';
-    }
-    if (ctx.actor.kind !== 'user' || !isUuid(ctx.actor.id)) {
-      return false;
-    }
-    const admin = async () => {
-      const u = await this.#core
-        .selectFrom('users')
-        .select(['roles', 'status'])
-        .where('id', '=', ctx.actor.id)
-        .where('practice_id', '=', ctx.practiceId)
-        .executeTakeFirst();
-      return u?.status === 'active' && u.roles.includes('admin');
-    };
-    const officer = () => isActivePrivacyOfficer(this.#core, ctx.practiceId, ctx.actor.id);
-    switch (who) {
-      case 'admin':
-        return admin();
-      case 'officer':
-        return officer();
-      case 'admin-or-officer':
-        return (await admin()) || officer();
-      default:
-        return false;
     }
   }
 }

@@ -56,6 +56,8 @@ interface Fixture {
   readonly thread: string;
   /** A webhook integration configured by the administrator. */
   readonly integration: string;
+  /** One whose allow-list reads the patient's name: it waits for the privacy officer's approval. */
+  readonly pendingIntegration: string;
   /** Another patient of the owner's (a would-be duplicate), and a merge of two more of them. */
   readonly duplicate: string;
   readonly merge: string;
@@ -94,6 +96,9 @@ const DESK_BOOKS = {
   desk: "front desk books and moves every patient's appointments, without the reason for the visit",
 } as const;
 const ADMIN_CONFIGURES = { admin: 'the practice’s administrator configures its integrations' } as const;
+const OFFICER_APPROVES = {
+  officer: 'the privacy officer decides on integrations that disclose patient identity (two-person rule)',
+} as const;
 
 const CASES: readonly Case[] = [
   { route: 'GET /api/v1/patients/:id', target: (f) => f.patient, legit: 'owner', allowed: IDENTITY_READERS },
@@ -420,6 +425,26 @@ const CASES: readonly Case[] = [
     legit: 'owner',
     allowed: { ...IDENTITY_READERS, officer: 'the privacy officer oversees merges like care teams' },
   },
+  // The two-person rule: only a privacy officer decides (the service checks and audits it, with
+  // the integration's id); the administrator who configured it gets the 404 like everyone else.
+  // At the very end: their step-ups move the clock 3.5 minutes per case, which placed earlier
+  // would idle out the owner's session before the merge cases.
+  {
+    route: 'POST /api/v1/admin/integrations/:id/approve',
+    target: (f) => f.pendingIntegration,
+    body: () => ({}),
+    stepUp: true,
+    legit: 'officer',
+    allowed: OFFICER_APPROVES,
+  },
+  {
+    route: 'POST /api/v1/admin/integrations/:id/reject',
+    target: (f) => f.pendingIntegration,
+    body: () => ({ reason: 'Synthetic IDOR rejection' }),
+    stepUp: true,
+    legit: 'officer',
+    allowed: OFFICER_APPROVES,
+  },
 ];
 
 /** Routes with an id that hold no patient data, each with where it is covered instead. */
@@ -570,6 +595,13 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
       purpose: 'Synthetic appointment reminders',
     });
     expect(integration.status).toBe(201);
+    const pendingIntegration = await as.admin!.post('/api/v1/admin/integrations', {
+      name: 'Synthetic calendar',
+      url: 'https://calendar.example.com/custos',
+      purpose: 'Synthetic calendar entries',
+      fields: ['start', 'patientName'],
+    });
+    expect(pendingIntegration.status).toBe(201);
     const thread = await as.owner!.post(`/api/v1/patients/${patient}/threads`, {
       subject: SUBJECT,
       text: TEXT,
@@ -610,6 +642,7 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
       token: (token.body as { token: string }).token,
       thread: (thread.body as { id: string }).id,
       integration: (integration.body as { integration: { id: string } }).integration.id,
+      pendingIntegration: (pendingIntegration.body as { integration: { id: string } }).integration.id,
       duplicate,
       merge: (merge.body as { mergeId: string }).mergeId,
       appointment: (appointment.body as { id: string }).id,
@@ -826,10 +859,21 @@ describe.skipIf(skip)('IDOR: every route with an id', () => {
     const hours = await sql<{ n: number }>`SELECT count(*)::int AS n FROM working_hours`.execute(db);
     expect(hours.rows).toEqual([{ n: 0 }]);
     // The denied attempts changed no integration.
-    const integrations = await sql<{ name: string; url: string; active: boolean }>`
-      SELECT name, url, active FROM integrations`.execute(db);
+    const integrations = await sql<{ name: string; url: string; active: boolean; approval: string }>`
+      SELECT name, url, active, approval FROM integrations ORDER BY name`.execute(db);
     expect(integrations.rows).toEqual([
-      { name: 'Synthetic reminders', url: 'https://hooks.example.com/custos', active: true },
+      {
+        name: 'Synthetic calendar',
+        url: 'https://calendar.example.com/custos',
+        active: true,
+        approval: 'pending-approval',
+      },
+      {
+        name: 'Synthetic reminders',
+        url: 'https://hooks.example.com/custos',
+        active: true,
+        approval: 'not-required',
+      },
     ]);
     // The denied attempts posted nothing and closed nothing.
     const threads = await sql<{ n: number; open: number }>`

@@ -1,122 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
-import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildServer } from '../../src/http/server.ts';
-import { buildServices } from '../../src/http/services.ts';
-import { loadOrCreateCertificate } from '../../src/http/tls.ts';
-import { PasswordHasher } from '../../src/identity/password.ts';
 import { totpAt } from '../../src/identity/totp.ts';
 import { verifyWebhookSignature } from '../../src/integrations/signature.ts';
 import { type AttemptResult, Webhooks } from '../../src/integrations/webhooks.ts';
 import type { AppointmentEvent } from '../../src/scheduling/events.ts';
-import { openTestCustos, skipReason } from '../support/db.ts';
+import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
-import { Client, FakeClock, type Response, type TestServer } from '../support/http.ts';
+import { Client, type Response, type TestServer } from '../support/http.ts';
 import { enrollStaff, logIn, PASSWORD, type Staff } from '../support/staff.ts';
+import { certificate, Receiver, startWebhookServer } from '../support/webhooks.ts';
 
 const skip = skipReason();
 if (skip) {
   console.warn(`[custos] integrations-api.int.test.ts skipped: ${skip}`);
-}
-
-/** A self-signed certificate for 127.0.0.1 (the receiver's; trusted only through the dispatcher's `ca`). */
-async function certificate(): Promise<{ cert: string; key: string }> {
-  const pems = await generate([{ name: 'commonName', value: 'webhook-receiver.test' }], {
-    keySize: 2048,
-    algorithm: 'sha256',
-    notAfterDate: new Date(Date.now() + 24 * 3600 * 1000),
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] },
-    ],
-  });
-  return { cert: pems.cert, key: pems.private };
-}
-
-interface Captured {
-  readonly path: string;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
-
-/** An HTTPS receiver on 127.0.0.1 that records every request and answers from a per-path script. */
-class Receiver {
-  readonly requests: Captured[] = [];
-  /** Status codes to answer, per path, in order; then 200. `hang` never answers. */
-  readonly script = new Map<string, (number | 'hang')[]>();
-  readonly #server: https.Server;
-
-  constructor(tls: { cert: string; key: string }) {
-    this.#server = https.createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const path = req.url ?? '/';
-        this.requests.push({ path, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-        const next = this.script.get(path)?.shift() ?? 200;
-        if (next === 'hang') {
-          return;
-        }
-        if (next >= 300 && next < 400) {
-          res.writeHead(next, { location: '/elsewhere' });
-          res.end();
-          return;
-        }
-        res.writeHead(next, { 'content-type': 'text/plain' });
-        res.end('ok');
-      });
-    });
-  }
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    return `https://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-  }
-
-  on(path: string): Captured[] {
-    return this.requests.filter((r) => r.path === path);
-  }
-
-  close(): Promise<void> {
-    this.#server.closeAllConnections();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
-  }
-}
-
-/** The real server, with webhooks allowed to reach 127.0.0.1 and trusting the receiver's certificate. */
-async function startWebhookServer(ca: string): Promise<TestServer> {
-  const clock = new FakeClock();
-  const custos = await openTestCustos({ clock: clock.now });
-  const tls = await loadOrCreateCertificate({ dataDir: `${custos.keyFile}.d` });
-  const services = buildServices(custos, {
-    clock: clock.now,
-    hasher: new PasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }),
-    webhooks: { ca, allowPrivateAddresses: true, timeoutMs: 1500 },
-  });
-  const app = await buildServer(services, {
-    tls,
-    onInternalError: (e) => console.error('[custos test server] internal error:', e),
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (app.server.address() as AddressInfo).port;
-  return {
-    custos,
-    services,
-    app,
-    url: `https://127.0.0.1:${port}`,
-    port,
-    clock,
-    ca: tls.cert,
-    async close() {
-      await app.close();
-      await custos.cleanup();
-    },
-  };
 }
 
 const FAMILY = 'Webhooksynthetica';
@@ -131,6 +28,8 @@ interface IntegrationView {
   events: string[];
   purpose: string;
   active: boolean;
+  status: string;
+  version: number;
 }
 
 describe.skipIf(skip)('integrations and disclosures over HTTPS', () => {
@@ -285,6 +184,17 @@ describe.skipIf(skip)('integrations and disclosures over HTTPS', () => {
       ],
       events: ['booked'],
     });
+    // It reads the patient's identity through the gate: a privacy officer approves it first
+    // (the two-person rule; integration-approval.int.test.ts covers it in full).
+    expect(named.status).toBe('pending-approval');
+    expect(slots.status).toBe('active');
+    await reauth('officer');
+    const approved = await as.officer!.post(`/api/v1/admin/integrations/${named.id}/approve`, {
+      expectedVersion: named.version,
+    });
+    expect(approved.status, approved.text).toBe(200);
+    expect(approved.body).toMatchObject({ id: named.id, status: 'active', approval: { state: 'approved' } });
+    expect(approved.text).not.toMatch(/whsec_|"secret"/);
 
     // The secret was shown once: lists never carry it.
     const list = await as.admin!.get('/api/v1/admin/integrations');

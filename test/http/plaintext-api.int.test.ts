@@ -156,18 +156,20 @@ describe.skipIf(skip)('no plaintext at rest from the clinic API', () => {
       }),
       201,
     );
+    const outboxDir = server.outboxDir ?? '';
+    expect(outboxDir).not.toBe('');
     const reminders = await runReminders({
       chart: server.custos.chart,
       db: server.custos.database.db,
       practiceId: server.custos.practiceId,
       mailer: createMailer(
         {
-          dataDir: server.outboxDir,
+          dataDir: outboxDir,
           smtpUrl: undefined,
           smtpCaFile: undefined,
           mailFrom: 'Custos <no-reply@example.org>',
         },
-        { outboxDir: server.outboxDir },
+        { outboxDir },
       ),
       portalUrl: 'https://portal.example.org/',
       clock: server.clock.now,
@@ -187,9 +189,9 @@ describe.skipIf(skip)('no plaintext at rest from the clinic API', () => {
     await server.services.notices.drain();
 
     // The outbox: two message notices (the thread, the reply) and the reminder: the address, nothing else.
-    const mails = await readOutbox(server.outboxDir);
+    const mails = await readOutbox(outboxDir);
     expect(mails.length).toBe(3);
-    const outbox = filesUnder(server.outboxDir).map((f) => fs.readFileSync(f));
+    const outbox = filesUnder(outboxDir).map((f) => fs.readFileSync(f));
     expect(outbox.some((b) => hits(b, [email]).length > 0)).toBe(true);
     expect(
       outbox.flatMap((b) =>

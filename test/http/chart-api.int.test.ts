@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PatientIdentity } from '../../src/chart/model.ts';
-import { totpAt } from '../../src/identity/totp.ts';
 import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
-import { Client, type Response, startServer, type TestServer } from '../support/http.ts';
-import { enrollStaff, logIn, PASSWORD, type Staff } from '../support/staff.ts';
+import { Client, expectError, type Response, startServer, type TestServer } from '../support/http.ts';
+import { enrollStaff, logIn, reauth as reauthAs, type Staff } from '../support/staff.ts';
 
 const skip = skipReason();
 if (skip) {
@@ -62,24 +61,8 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
   });
 
   const now = () => server.clock.now().toISOString();
-  const error = (r: Response, status: number, code: string, field?: string) => {
-    expect({ status: r.status, code: (r.body as { error: { code: string } }).error?.code }).toEqual({
-      status,
-      code,
-    });
-    if (field !== undefined) {
-      expect((r.body as { error: { field?: string } }).error.field).toBe(field);
-    }
-  };
   const put = (c: Client, path: string, body: unknown) => c.request('PUT', path, body);
-  const reauth = async (who: string) => {
-    const r = await as[who]!.post('/api/v1/auth/reauth', {
-      password: PASSWORD,
-      code: totpAt(staff[who]!.secret, server.clock.now()),
-    });
-    expect(r.status).toBe(204);
-    server.clock.advance(30_000);
-  };
+  const reauth = (who: string) => reauthAs(server, as[who]!, staff[who]!);
 
   it('registers a patient, reads, updates with a version, and keeps the history', async () => {
     const at = now();
@@ -205,10 +188,10 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     expect(outsider).toMatchObject({ status: 200, body: { patients: [] } });
 
     const inUrl = await as.doc!.post('/api/v1/patients/search?familyPrefix=Synth', { familyPrefix: 'Synth' });
-    error(inUrl, 400, 'CUSTOS_ERR_VALIDATION', 'query');
+    expectError(inUrl, 400, 'CUSTOS_ERR_VALIDATION', 'query');
     expect(inUrl.text).not.toContain('Synthetica');
     const viaGet = await as.doc!.get('/api/v1/patients/search?familyPrefix=Synth');
-    error(viaGet, 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(viaGet, 404, 'CUSTOS_ERR_NOT_FOUND');
     expect(viaGet.text).not.toContain('Synthetica');
     // The searched name is in no audit entry.
     const entries = await server.custos.database.db
@@ -260,7 +243,7 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
 
     const list = await as.nurse!.get(`/api/v1/patients/${patientId}/records?kind=note`);
     // The nurse is not on the care team yet.
-    error(list, 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(list, 404, 'CUSTOS_ERR_NOT_FOUND');
     const mine = await as.doc!.get(`/api/v1/patients/${patientId}/records?kind=note`);
     expect(mine.status).toBe(200);
     expect((mine.body as { records: { id: string }[] }).records.map((r) => r.id)).toEqual([noteId]);
@@ -286,7 +269,7 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
       expectedVersion: 2,
       body: { date: 'x' },
     });
-    error(badBody, 400, 'CUSTOS_ERR_VALIDATION', 'body.body.body');
+    expectError(badBody, 400, 'CUSTOS_ERR_VALIDATION', 'body.body.body');
     const retired = await put(as.doc!, `/api/v1/records/${noteId}`, {
       expectedVersion: 2,
       body: noteBody('Synthetic corrected note.'),
@@ -343,7 +326,7 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
       'code',
       'onset',
     ]);
-    error(await as.bill!.get(`/api/v1/records/${noteId}`), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.bill!.get(`/api/v1/records/${noteId}`), 404, 'CUSTOS_ERR_NOT_FOUND');
     const billList = await as.bill!.get(`/api/v1/patients/${patientId}/records`);
     expect(billList.text).not.toContain(CONDITION_TEXT);
 
@@ -354,8 +337,8 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     expect(desk.text).not.toContain('Synthetic corrected note');
     // Accounts and audit roles see no chart at all.
     for (const who of ['admin', 'officer']) {
-      error(await as[who]!.get(`/api/v1/patients/${patientId}/chart`), 404, 'CUSTOS_ERR_NOT_FOUND');
-      error(await as[who]!.get(`/api/v1/patients/${patientId}`), 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(await as[who]!.get(`/api/v1/patients/${patientId}/chart`), 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(await as[who]!.get(`/api/v1/patients/${patientId}`), 404, 'CUSTOS_ERR_NOT_FOUND');
     }
   });
 
@@ -380,7 +363,7 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     const ended = await as.desk!.delete(`${p}/${staff.nurse!.id}`);
     expect(ended.status).toBe(204);
     expect(ended.text).toBe('');
-    error(
+    expectError(
       await as.nurse!.get(`/api/v1/patients/${patientId}/records?kind=note`),
       404,
       'CUSTOS_ERR_NOT_FOUND',
@@ -419,14 +402,14 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     expect(set.status).toBe(200);
     expect(set.body).toEqual({ version: 1 });
     const stale = await put(as.doc!, p, { expectedVersion: 0, directives: {} });
-    error(stale, 412, 'CUSTOS_ERR_VERSION_CONFLICT');
+    expectError(stale, 412, 'CUSTOS_ERR_VERSION_CONFLICT');
     expect((await as.officer!.get(p)).body).toEqual({
       version: 1,
       directives: { denyUsers: [], denyRoles: ['billing'], withholdCategories: [], portalOptOut: false },
       updatedAt: at,
       updatedBy: staff.doc!.id,
     });
-    error(await as.bill!.get(`/api/v1/patients/${patientId}/chart`), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.bill!.get(`/api/v1/patients/${patientId}/chart`), 404, 'CUSTOS_ERR_NOT_FOUND');
     expect((await put(as.desk!, p, { expectedVersion: 1, directives: {} })).body).toEqual({ version: 2 });
     expect((await as.bill!.get(`/api/v1/patients/${patientId}/chart`)).status).toBe(200);
   });
@@ -436,9 +419,9 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     const on = await put(as.officer!, p, { restricted: true });
     expect(on.status).toBe(200);
     expect(on.body).toEqual({ id: patientId, restricted: true });
-    error(await as.desk!.get(`/api/v1/patients/${patientId}`), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.desk!.get(`/api/v1/patients/${patientId}`), 404, 'CUSTOS_ERR_NOT_FOUND');
     expect((await as.doc!.get(`/api/v1/patients/${patientId}`)).status).toBe(200);
-    error(await put(as.desk!, p, { restricted: false }), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await put(as.desk!, p, { restricted: false }), 404, 'CUSTOS_ERR_NOT_FOUND');
     expect((await put(as.doc!, p, { restricted: false })).body).toEqual({ id: patientId, restricted: false });
     expect((await as.desk!.get(`/api/v1/patients/${patientId}`)).status).toBe(200);
   });
@@ -451,7 +434,7 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     });
     expect(psy.status).toBe(201);
     const id = (psy.body as { id: string }).id;
-    error(await as.colleague!.get(`/api/v1/records/${id}`), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.colleague!.get(`/api/v1/records/${id}`), 404, 'CUSTOS_ERR_NOT_FOUND');
     const shared = await as.doc!.post(`/api/v1/records/${id}/shares`, { userId: staff.colleague!.id });
     expect(shared.status).toBe(200);
     expect(shared.body).toEqual({ recordId: id, userId: staff.colleague!.id, shared: true });
@@ -459,17 +442,17 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     expect(seen.status).toBe(200);
     expect((seen.body as { body: { body: string } }).body.body).toBe(PSY_TEXT);
     // Only its author changes or shares it.
-    error(
+    expectError(
       await put(as.colleague!, `/api/v1/records/${id}`, { expectedVersion: 1, body: noteBody() }),
       404,
       'CUSTOS_ERR_NOT_FOUND',
     );
-    error(
+    expectError(
       await as.colleague!.post(`/api/v1/records/${id}/shares`, { userId: staff.outsider!.id }),
       404,
       'CUSTOS_ERR_NOT_FOUND',
     );
-    error(
+    expectError(
       await as.doc!.post(`/api/v1/records/${id}/shares`, { userId: staff.doc!.id }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -477,13 +460,13 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     );
     const unshared = await as.doc!.delete(`/api/v1/records/${id}/shares/${staff.colleague!.id}`);
     expect(unshared.status).toBe(204);
-    error(await as.colleague!.get(`/api/v1/records/${id}`), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.colleague!.get(`/api/v1/records/${id}`), 404, 'CUSTOS_ERR_NOT_FOUND');
 
     const released = await put(as.doc!, `/api/v1/records/${conditionId}/release`, { released: true });
     expect(released.status).toBe(200);
     expect(released.body).toEqual({ id: conditionId, released: true });
     // Never a psychotherapy note.
-    error(
+    expectError(
       await put(as.doc!, `/api/v1/records/${id}/release`, { released: true }),
       404,
       'CUSTOS_ERR_NOT_FOUND',
@@ -501,7 +484,7 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
       reason: 'Unconscious on arrival, needs history.',
       minutes: 30,
     };
-    error(await as.outsider!.get(`/api/v1/patients/${patientId}/chart`), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.outsider!.get(`/api/v1/patients/${patientId}/chart`), 404, 'CUSTOS_ERR_NOT_FOUND');
     // A login counts as a fresh authentication for 5 minutes; after that a step-up is needed.
     server.clock.advance(6 * 60_000);
     const noStepUp = await as.outsider!.post(p, request);
@@ -512,13 +495,13 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     );
 
     await reauth('outsider');
-    error(
+    expectError(
       await as.outsider!.post(p, { ...request, reason: 'because' }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.reason',
     );
-    error(
+    expectError(
       await as.outsider!.post(p, { ...request, minutes: 481 }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -539,9 +522,9 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     expect(chart.status).toBe(200);
     // Not needed for someone on the care team; not possible for front desk even after a step-up.
     await reauth('doc');
-    error(await as.doc!.post(p, request), 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(await as.doc!.post(p, request), 409, 'CUSTOS_ERR_CONFLICT');
     await reauth('desk');
-    error(await as.desk!.post(p, request), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.desk!.post(p, request), 404, 'CUSTOS_ERR_NOT_FOUND');
 
     // The privacy officer's queue shows it, with the reason; nobody else sees the queue.
     const queue = await as.officer!.get('/api/v1/break-glass/reviews');
@@ -566,7 +549,7 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     });
     for (const who of ['doc', 'outsider', 'desk', 'admin', 'bill']) {
       const r = await as[who]!.get('/api/v1/break-glass/reviews');
-      error(r, 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(r, 404, 'CUSTOS_ERR_NOT_FOUND');
       expect(r.text).not.toContain('Unconscious');
     }
 
@@ -574,16 +557,16 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
     const ended = await as.outsider!.post(`/api/v1/break-glass/${grantId}/end`);
     expect(ended.status).toBe(200);
     expect(ended.body).toEqual({ id: grantId, endedAt: server.clock.now().toISOString() });
-    error(await as.outsider!.get(`/api/v1/patients/${patientId}/chart`), 404, 'CUSTOS_ERR_NOT_FOUND');
-    error(await as.outsider!.post(`/api/v1/break-glass/${grantId}/end`), 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(await as.outsider!.get(`/api/v1/patients/${patientId}/chart`), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.outsider!.post(`/api/v1/break-glass/${grantId}/end`), 409, 'CUSTOS_ERR_CONFLICT');
 
-    error(
+    expectError(
       await as.officer!.post(`/api/v1/break-glass/${grantId}/review`, { disposition: 'inappropriate' }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.comment',
     );
-    error(
+    expectError(
       await as.officer!.post(`/api/v1/break-glass/${grantId}/review`, { disposition: 'maybe' }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -601,7 +584,7 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
       reviewedBy: staff.officer!.id,
       reviewedAt,
     });
-    error(
+    expectError(
       await as.officer!.post(`/api/v1/break-glass/${grantId}/review`, { disposition: 'appropriate' }),
       409,
       'CUSTOS_ERR_CONFLICT',
@@ -638,8 +621,8 @@ describe.skipIf(skip)('chart API over HTTPS', () => {
 
   it('answers without a session with 401 and documents every chart route in the OpenAPI document', async () => {
     const anon = new Client(server);
-    error(await anon.get(`/api/v1/patients/${patientId}`), 401, 'CUSTOS_ERR_UNAUTHENTICATED');
-    error(
+    expectError(await anon.get(`/api/v1/patients/${patientId}`), 401, 'CUSTOS_ERR_UNAUTHENTICATED');
+    expectError(
       await anon.post('/api/v1/patients/search', { familyPrefix: 'Synth' }),
       401,
       'CUSTOS_ERR_UNAUTHENTICATED',

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
-import { Client, type Response, startServer, type TestServer } from '../support/http.ts';
+import { Client, expectError, type Response, startServer, type TestServer } from '../support/http.ts';
 import { enrollStaff, logIn, type Staff } from '../support/staff.ts';
 
 const skip = skipReason();
@@ -39,15 +39,6 @@ describe.skipIf(skip)('dossier, deactivation and code search over HTTPS', () => 
     await server?.close();
   });
 
-  const error = (r: Response, status: number, code: string, field?: string) => {
-    expect({ status: r.status, code: (r.body as { error: { code: string } }).error?.code }).toEqual({
-      status,
-      code,
-    });
-    if (field !== undefined) {
-      expect((r.body as { error: { field?: string } }).error.field).toBe(field);
-    }
-  };
   const record = async (kind: string, body: unknown, sensitivity?: string) => {
     const r = await as.doc!.post(`/api/v1/patients/${patientId}/records`, {
       kind,
@@ -164,33 +155,37 @@ describe.skipIf(skip)('dossier, deactivation and code search over HTTPS', () => 
 
   it('answers the wrong user with 404 and audits the denial', async () => {
     const before = (await entries('read', 'denied')).length;
-    error(await as.outsider!.get(`/api/v1/patients/${patientId}/dossier`), 404, 'CUSTOS_ERR_NOT_FOUND');
-    error(await as.admin!.get(`/api/v1/patients/${patientId}/dossier`), 404, 'CUSTOS_ERR_NOT_FOUND');
-    error(
+    expectError(await as.outsider!.get(`/api/v1/patients/${patientId}/dossier`), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.admin!.get(`/api/v1/patients/${patientId}/dossier`), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(
       await as.outsider!.post(`/api/v1/patients/${patientId}/deactivate`, { reason: 'moved-away' }),
       404,
       'CUSTOS_ERR_NOT_FOUND',
     );
-    error(await as.bill!.post(`/api/v1/patients/${patientId}/reactivate`, {}), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(
+      await as.bill!.post(`/api/v1/patients/${patientId}/reactivate`, {}),
+      404,
+      'CUSTOS_ERR_NOT_FOUND',
+    );
     const denied = await entries('read', 'denied');
     expect(denied.length).toBe(before + 2);
     expect(denied.map((e) => e.actor_id).slice(-2)).toEqual([staff.outsider!.id, staff.admin!.id]);
     const updates = await entries('update', 'denied');
     expect(updates.map((e) => e.actor_id).slice(-2)).toEqual([staff.outsider!.id, staff.bill!.id]);
-    error(await as.doc!.get('/api/v1/patients/not-a-uuid/dossier'), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.doc!.get('/api/v1/patients/not-a-uuid/dossier'), 404, 'CUSTOS_ERR_NOT_FOUND');
     // Still active: nothing changed.
     const p = await as.doc!.get(`/api/v1/patients/${patientId}`);
     expect((p.body as { active: boolean }).active).toBe(true);
   });
 
   it('deactivates with a reason code, hides the patient from search, and reactivates', async () => {
-    error(
+    expectError(
       await as.desk!.post(`/api/v1/patients/${patientId}/deactivate`, { reason: 'because' }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.reason',
     );
-    error(
+    expectError(
       await as.desk!.post(`/api/v1/patients/${patientId}/deactivate`, {}),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -202,7 +197,7 @@ describe.skipIf(skip)('dossier, deactivation and code search over HTTPS', () => 
 
     const off = await as.desk!.post(`/api/v1/patients/${patientId}/deactivate`, { reason: 'moved-away' });
     expect(off).toMatchObject({ status: 200, body: { active: false } });
-    error(
+    expectError(
       await as.desk!.post(`/api/v1/patients/${patientId}/deactivate`, { reason: 'moved-away' }),
       409,
       'CUSTOS_ERR_CONFLICT',
@@ -227,7 +222,11 @@ describe.skipIf(skip)('dossier, deactivation and code search over HTTPS', () => 
 
     const on = await as.doc!.post(`/api/v1/patients/${patientId}/reactivate`, {});
     expect(on).toMatchObject({ status: 200, body: { active: true } });
-    error(await as.doc!.post(`/api/v1/patients/${patientId}/reactivate`, {}), 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(
+      await as.doc!.post(`/api/v1/patients/${patientId}/reactivate`, {}),
+      409,
+      'CUSTOS_ERR_CONFLICT',
+    );
     expect(ids(await search())).toEqual([patientId]);
   });
 
@@ -271,19 +270,19 @@ describe.skipIf(skip)('dossier, deactivation and code search over HTTPS', () => 
     const all = await as.doc!.get(`/api/v1/patients/${pid}/records`);
     expect((all.body as { records: unknown[]; next: null }).records).toHaveLength(6);
     expect((all.body as { next: unknown }).next).toBeNull();
-    error(
+    expectError(
       await as.doc!.get(`/api/v1/patients/${pid}/records?limit=0`),
       400,
       'CUSTOS_ERR_VALIDATION',
       'query.limit',
     );
-    error(
+    expectError(
       await as.doc!.get(`/api/v1/patients/${pid}/records?limit=x`),
       400,
       'CUSTOS_ERR_VALIDATION',
       'query.limit',
     );
-    error(
+    expectError(
       await as.doc!.get(`/api/v1/patients/${pid}/records?after=bm90LWEtY3Vyc29y`),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -292,7 +291,7 @@ describe.skipIf(skip)('dossier, deactivation and code search over HTTPS', () => 
     // The cursor of this patient's list does not open another patient's records.
     const first = await as.doc!.get(`/api/v1/patients/${pid}/records?limit=1`);
     const cursor = (first.body as { next: string }).next;
-    error(
+    expectError(
       await as.outsider!.get(`/api/v1/patients/${pid}/records?limit=1&after=${cursor}`),
       404,
       'CUSTOS_ERR_NOT_FOUND',
@@ -313,23 +312,31 @@ describe.skipIf(skip)('dossier, deactivation and code search over HTTPS', () => 
     const words = await as.bill!.post('/api/v1/codes/icd10/search', { text: 'generalized anx', limit: 3 });
     expect(words.status).toBe(200);
     expect((words.body as { codes: { code: string }[] }).codes.map((c) => c.code)).toEqual(['F41.1']);
-    error(
+    expectError(
       await as.doc!.post('/api/v1/codes/icd10/search', { text: '' }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.text',
     );
-    error(
+    expectError(
       await as.doc!.post('/api/v1/codes/icd10/search', { text: 'F32', limit: 500 }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.limit',
     );
     const inUrl = await as.doc!.post('/api/v1/codes/icd10/search?text=F32', { text: 'F32' });
-    error(inUrl, 400, 'CUSTOS_ERR_VALIDATION', 'query');
-    error(await as.desk!.post('/api/v1/codes/icd10/search', { text: 'F32' }), 404, 'CUSTOS_ERR_NOT_FOUND');
-    error(await as.admin!.post('/api/v1/codes/icd10/search', { text: 'F32' }), 404, 'CUSTOS_ERR_NOT_FOUND');
-    error(
+    expectError(inUrl, 400, 'CUSTOS_ERR_VALIDATION', 'query');
+    expectError(
+      await as.desk!.post('/api/v1/codes/icd10/search', { text: 'F32' }),
+      404,
+      'CUSTOS_ERR_NOT_FOUND',
+    );
+    expectError(
+      await as.admin!.post('/api/v1/codes/icd10/search', { text: 'F32' }),
+      404,
+      'CUSTOS_ERR_NOT_FOUND',
+    );
+    expectError(
       await new Client(server).post('/api/v1/codes/icd10/search', { text: 'F32' }),
       401,
       'CUSTOS_ERR_UNAUTHENTICATED',

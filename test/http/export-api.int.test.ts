@@ -3,11 +3,10 @@ import https from 'node:https';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openArchive } from '../../src/files/export-archive.ts';
-import { totpAt } from '../../src/identity/totp.ts';
 import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
-import { Client, type Response, startServer, type TestServer } from '../support/http.ts';
-import { enrollStaff, logIn, PASSWORD, type Staff } from '../support/staff.ts';
+import { Client, expectError, startServer, type TestServer } from '../support/http.ts';
+import { enrollStaff, logIn, reauth as reauthAs, type Staff } from '../support/staff.ts';
 
 const skip = skipReason();
 if (skip) {
@@ -62,23 +61,7 @@ describe.skipIf(skip)('export API over HTTPS', () => {
   const as: Record<string, Client> = {};
   const patients: string[] = [];
 
-  const error = (r: Response, status: number, code: string, field?: string) => {
-    expect({ status: r.status, code: (r.body as { error: { code: string } }).error?.code }).toEqual({
-      status,
-      code,
-    });
-    if (field !== undefined) {
-      expect((r.body as { error: { field?: string } }).error.field).toBe(field);
-    }
-  };
-  const reauth = async (who: string) => {
-    const r = await as[who]!.post('/api/v1/auth/reauth', {
-      password: PASSWORD,
-      code: totpAt(staff[who]!.secret, server.clock.now()),
-    });
-    expect(r.status).toBe(204);
-    server.clock.advance(30_000);
-  };
+  const reauth = (who: string) => reauthAs(server, as[who]!, staff[who]!);
   const lastSeq = async () =>
     String(
       (
@@ -156,7 +139,7 @@ describe.skipIf(skip)('export API over HTTPS', () => {
     // Front desk and the privacy officer have no export grant: the 404 of a missing patient, audited.
     for (const who of ['desk', 'officer']) {
       const b = await lastSeq();
-      error(await as[who]!.get(`/api/v1/patients/${patients[0]}/export`), 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(await as[who]!.get(`/api/v1/patients/${patients[0]}/export`), 404, 'CUSTOS_ERR_NOT_FOUND');
       expect((await entriesOf(staff[who]!.id, b)).map((e) => [e.action, e.outcome])).toEqual([
         ['export', 'denied'],
       ]);
@@ -167,8 +150,8 @@ describe.skipIf(skip)('export API over HTTPS', () => {
     for (const who of ['doc', 'admin', 'desk']) {
       await reauth(who);
       const before = await lastSeq();
-      error(await as[who]!.post('/api/v1/exports', body()), 404, 'CUSTOS_ERR_NOT_FOUND');
-      error(await as[who]!.get('/api/v1/exports'), 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(await as[who]!.post('/api/v1/exports', body()), 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(await as[who]!.get('/api/v1/exports'), 404, 'CUSTOS_ERR_NOT_FOUND');
       expect(
         (await entriesOf(staff[who]!.id, before)).map((e) => [e.action, e.resource_id, e.outcome, e.reason]),
         who,
@@ -189,7 +172,7 @@ describe.skipIf(skip)('export API over HTTPS', () => {
   it('asks the privacy officer for a step-up first, then for a purpose, naming the field', async () => {
     // The login counted as an authentication; 6 minutes later it no longer does.
     server.clock.advance(6 * 60_000);
-    error(await as.officer!.post('/api/v1/exports', body()), 403, 'CUSTOS_ERR_STEP_UP');
+    expectError(await as.officer!.post('/api/v1/exports', body()), 403, 'CUSTOS_ERR_STEP_UP');
     await reauth('officer');
     const { purpose: _, ...noPurpose } = body();
     const bad: [unknown, string][] = [
@@ -200,7 +183,7 @@ describe.skipIf(skip)('export API over HTTPS', () => {
     ];
     for (const [b, field] of bad) {
       const r = await as.officer!.post('/api/v1/exports', b);
-      error(r, 400, 'CUSTOS_ERR_VALIDATION', field);
+      expectError(r, 400, 'CUSTOS_ERR_VALIDATION', field);
       expect(r.text).not.toContain('short secret');
     }
   });

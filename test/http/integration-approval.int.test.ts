@@ -4,7 +4,7 @@ import { totpAt } from '../../src/identity/totp.ts';
 import { verifyWebhookSignature } from '../../src/integrations/signature.ts';
 import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
-import { Client, type Response, type TestServer } from '../support/http.ts';
+import { Client, expectError, type TestServer } from '../support/http.ts';
 import { enrollStaff, logIn, PASSWORD, type Staff } from '../support/staff.ts';
 import { certificate, Receiver, startWebhookServer } from '../support/webhooks.ts';
 
@@ -91,15 +91,6 @@ describe.skipIf(skip)('integrations that disclose patient identity need a privac
     await receiver?.close();
   });
 
-  const error = (r: Response, status: number, code: string, field?: string) => {
-    expect({ status: r.status, code: (r.body as { error?: { code: string } }).error?.code }, r.text).toEqual({
-      status,
-      code,
-    });
-    if (field !== undefined) {
-      expect((r.body as { error: { field?: string } }).error.field).toBe(field);
-    }
-  };
   /** A re-authentication now (logging in afresh when the session went idle meanwhile). */
   const reauth = async (who: string) => {
     const body = () => ({ password: PASSWORD, code: totpAt(staff[who]!.secret, server.clock.now()) });
@@ -221,8 +212,12 @@ describe.skipIf(skip)('integrations that disclose patient identity need a privac
   it('lets neither the administrator who made the change nor any other role approve it, audited', async () => {
     for (const who of ['admin', 'admin2', 'doc', 'desk']) {
       await reauth(who);
-      error(await decide(who, identifying.id, 'approve'), 404, 'CUSTOS_ERR_NOT_FOUND');
-      error(await decide(who, identifying.id, 'reject', { reason: REJECTION }), 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(await decide(who, identifying.id, 'approve'), 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(
+        await decide(who, identifying.id, 'reject', { reason: REJECTION }),
+        404,
+        'CUSTOS_ERR_NOT_FOUND',
+      );
     }
     // An account holding both roles does not approve its own change, nor reject it.
     await reauth('dual');
@@ -235,9 +230,13 @@ describe.skipIf(skip)('integrations that disclose patient identity need a privac
     });
     expect(dualOwn.status).toBe('pending-approval');
     const own = await decide('dual', dualOwn.id, 'approve');
-    error(own, 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(own, 409, 'CUSTOS_ERR_CONFLICT');
     expect(own.text).toContain('nobody decides on a change of their own');
-    error(await decide('dual', dualOwn.id, 'reject', { reason: REJECTION }), 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(
+      await decide('dual', dualOwn.id, 'reject', { reason: REJECTION }),
+      409,
+      'CUSTOS_ERR_CONFLICT',
+    );
 
     const denied = (await entries('integration-approved')).filter((e) => e.outcome === 'denied');
     expect(denied.map((e) => [e.actor_id, e.resource_id, e.reason])).toEqual([
@@ -260,11 +259,11 @@ describe.skipIf(skip)('integrations that disclose patient identity need a privac
     as.officer = new Client(server);
     await logIn(server, as.officer, staff.officer!);
     server.clock.advance(6 * 60_000);
-    error(await decide('officer', identifying.id, 'approve'), 403, 'CUSTOS_ERR_STEP_UP');
+    expectError(await decide('officer', identifying.id, 'approve'), 403, 'CUSTOS_ERR_STEP_UP');
     await reauth('officer');
     server.clock.advance(5 * 60_000);
-    error(await decide('officer', identifying.id, 'approve'), 403, 'CUSTOS_ERR_STEP_UP');
-    error(
+    expectError(await decide('officer', identifying.id, 'approve'), 403, 'CUSTOS_ERR_STEP_UP');
+    expectError(
       await decide('officer', identifying.id, 'reject', { reason: REJECTION }),
       403,
       'CUSTOS_ERR_STEP_UP',
@@ -283,21 +282,21 @@ describe.skipIf(skip)('integrations that disclose patient identity need a privac
     const active = await listAs('officer', '?status=active');
     expect(active.list.map((i) => i.id)).toEqual([slots.id]);
     expect((await listAs('admin', '?status=pending-approval')).list).toHaveLength(3);
-    error(
+    expectError(
       await as.officer!.get('/api/v1/admin/integrations?status=whatever'),
       400,
       'CUSTOS_ERR_VALIDATION',
       'query.status',
     );
-    error(await as.doc!.get('/api/v1/admin/integrations?status=pending'), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.doc!.get('/api/v1/admin/integrations?status=pending'), 404, 'CUSTOS_ERR_NOT_FOUND');
     // The officer lists; configuring stays the administrator's.
     await reauth('officer');
-    error(
+    expectError(
       await as.officer!.request('PATCH', `/api/v1/admin/integrations/${identifying.id}`, { name: 'x' }),
       404,
       'CUSTOS_ERR_NOT_FOUND',
     );
-    error(
+    expectError(
       await as.officer!.get(`/api/v1/admin/integrations/${identifying.id}/deliveries`),
       404,
       'CUSTOS_ERR_NOT_FOUND',
@@ -311,8 +310,8 @@ describe.skipIf(skip)('integrations that disclose patient identity need a privac
     const stale = await decide('officer', identifying.id, 'approve', {
       expectedVersion: identifying.version + 5,
     });
-    error(stale, 412, 'CUSTOS_ERR_VERSION_CONFLICT');
-    error(
+    expectError(stale, 412, 'CUSTOS_ERR_VERSION_CONFLICT');
+    expectError(
       await decide('officer', identifying.id, 'approve', { expectedVersion: 'one' }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -333,7 +332,7 @@ describe.skipIf(skip)('integrations that disclose patient identity need a privac
     });
     expect(ok.text).not.toMatch(/whsec_|"secret"/);
     // Once: nothing waits any more.
-    error(await decide('officer', identifying.id, 'approve'), 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(await decide('officer', identifying.id, 'approve'), 409, 'CUSTOS_ERR_CONFLICT');
 
     const before = receiver.requests.length;
     await book();
@@ -425,7 +424,12 @@ describe.skipIf(skip)('integrations that disclose patient identity need a privac
 
   it('rejects with a reason the administrator sees; it stays silent until its configuration changes', async () => {
     await reauth('officer');
-    error(await decide('officer', identifying.id, 'reject', {}), 400, 'CUSTOS_ERR_VALIDATION', 'body.reason');
+    expectError(
+      await decide('officer', identifying.id, 'reject', {}),
+      400,
+      'CUSTOS_ERR_VALIDATION',
+      'body.reason',
+    );
     const r = await decide('officer', identifying.id, 'reject', { reason: REJECTION });
     expect(r.status, r.text).toBe(200);
     expect(r.body).toMatchObject({ status: 'rejected', approval: { state: 'rejected', reason: REJECTION } });

@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { totpAt } from '../../src/identity/totp.ts';
 import { verifyWebhookSignature } from '../../src/integrations/signature.ts';
 import { type AttemptResult, Webhooks } from '../../src/integrations/webhooks.ts';
 import type { AppointmentEvent } from '../../src/scheduling/events.ts';
 import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
-import { Client, type Response, type TestServer } from '../support/http.ts';
-import { enrollStaff, logIn, PASSWORD, type Staff } from '../support/staff.ts';
+import { Client, expectError, type TestServer } from '../support/http.ts';
+import { enrollStaff, logIn, reauth as reauthAs, type Staff } from '../support/staff.ts';
 import { certificate, Receiver, startWebhookServer } from '../support/webhooks.ts';
 
 const skip = skipReason();
@@ -78,23 +77,7 @@ describe.skipIf(skip)('integrations and disclosures over HTTPS', () => {
     await stranger?.close();
   });
 
-  const error = (r: Response, status: number, code: string, field?: string) => {
-    expect({ status: r.status, code: (r.body as { error?: { code: string } }).error?.code }).toEqual({
-      status,
-      code,
-    });
-    if (field !== undefined) {
-      expect((r.body as { error: { field?: string } }).error.field).toBe(field);
-    }
-  };
-  const reauth = async (who: string) => {
-    const r = await as[who]!.post('/api/v1/auth/reauth', {
-      password: PASSWORD,
-      code: totpAt(staff[who]!.secret, server.clock.now()),
-    });
-    expect(r.status).toBe(204);
-    server.clock.advance(30_000);
-  };
+  const reauth = (who: string) => reauthAs(server, as[who]!, staff[who]!);
   const create = async (body: Record<string, unknown>) => {
     const r = await as.admin!.post('/api/v1/admin/integrations', body);
     expect(r.status, r.text).toBe(201);
@@ -124,11 +107,11 @@ describe.skipIf(skip)('integrations and disclosures over HTTPS', () => {
     const body = { name: 'Reminder service', url: `${base}/slots`, purpose: PURPOSE };
     // Not an administrator: the 404 of a route the role does not reach.
     await reauth('doc');
-    error(await as.doc!.post('/api/v1/admin/integrations', body), 404, 'CUSTOS_ERR_NOT_FOUND');
-    error(await as.officer!.post('/api/v1/admin/integrations', body), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.doc!.post('/api/v1/admin/integrations', body), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.officer!.post('/api/v1/admin/integrations', body), 404, 'CUSTOS_ERR_NOT_FOUND');
     // The administrator without a recent re-authentication.
     server.clock.advance(6 * 60_000);
-    error(await as.admin!.post('/api/v1/admin/integrations', body), 403, 'CUSTOS_ERR_STEP_UP');
+    expectError(await as.admin!.post('/api/v1/admin/integrations', body), 403, 'CUSTOS_ERR_STEP_UP');
     await reauth('admin');
     for (const [fields, index, name] of [
       [['start', 'reason'], 1, 'reason'],
@@ -136,22 +119,22 @@ describe.skipIf(skip)('integrations and disclosures over HTTPS', () => {
       [['start', 'end', 'notes'], 2, 'notes'],
     ] as const) {
       const r = await as.admin!.post('/api/v1/admin/integrations', { ...body, fields });
-      error(r, 400, 'CUSTOS_ERR_VALIDATION', `body.fields.${index}`);
+      expectError(r, 400, 'CUSTOS_ERR_VALIDATION', `body.fields.${index}`);
       expect((r.body as { error: { message: string } }).error.message).toContain(`"${name}"`);
     }
-    error(
+    expectError(
       await as.admin!.post('/api/v1/admin/integrations', { ...body, url: `http://127.0.0.1:1/x` }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.url',
     );
-    error(
+    expectError(
       await as.admin!.post('/api/v1/admin/integrations', { ...body, events: ['exploded'] }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.events.0',
     );
-    error(
+    expectError(
       await as.admin!.post('/api/v1/admin/integrations', { ...body, purpose: '' }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -206,7 +189,7 @@ describe.skipIf(skip)('integrations and disclosures over HTTPS', () => {
       expect(list.text).not.toContain(s);
     }
     expect(list.text).not.toMatch(/whsec_|"secret"/);
-    error(await as.doc!.get('/api/v1/admin/integrations'), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.doc!.get('/api/v1/admin/integrations'), 404, 'CUSTOS_ERR_NOT_FOUND');
 
     // The secret is stored sealed, never in the clear.
     const raw = await sql<{ secret: Buffer }>`SELECT secret FROM integrations`.execute(
@@ -478,7 +461,7 @@ describe.skipIf(skip)('integrations and disclosures over HTTPS', () => {
       nextAttemptAt: null,
     });
     expect(r.text).not.toContain(FAMILY);
-    error(
+    expectError(
       await as.doc!.get(`/api/v1/admin/integrations/${slots.id}/deliveries`),
       404,
       'CUSTOS_ERR_NOT_FOUND',
@@ -538,7 +521,7 @@ describe.skipIf(skip)('integrations and disclosures over HTTPS', () => {
     await reauth('admin');
     const path = `/api/v1/admin/integrations/${named.id}`;
     const bad = await as.admin!.request('PATCH', path, { fields: ['start', 'reason'] });
-    error(bad, 400, 'CUSTOS_ERR_VALIDATION', 'body.fields.1');
+    expectError(bad, 400, 'CUSTOS_ERR_VALIDATION', 'body.fields.1');
     expect((bad.body as { error: { message: string } }).error.message).toContain('"reason"');
     const ok = await as.admin!.request('PATCH', path, {
       fields: ['start', 'end'],
@@ -547,9 +530,9 @@ describe.skipIf(skip)('integrations and disclosures over HTTPS', () => {
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ id: named.id, fields: ['start', 'end'], name: 'Calendar bridge 2' });
     expect(ok.text).not.toContain('whsec_');
-    error(await as.doc!.request('PATCH', path, { name: 'x' }), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.doc!.request('PATCH', path, { name: 'x' }), 404, 'CUSTOS_ERR_NOT_FOUND');
     server.clock.advance(6 * 60_000);
-    error(await as.admin!.request('PATCH', path, { name: 'x' }), 403, 'CUSTOS_ERR_STEP_UP');
+    expectError(await as.admin!.request('PATCH', path, { name: 'x' }), 403, 'CUSTOS_ERR_STEP_UP');
   });
 
   it('shows the accounting only to the privacy officer and the care team: everyone else gets the 404 of a missing patient', async () => {
@@ -559,7 +542,7 @@ describe.skipIf(skip)('integrations and disclosures over HTTPS', () => {
       as[who] = c;
     }
     const missing = await as.doc!.get(`/api/v1/patients/${randomUUID()}/disclosures`);
-    error(missing, 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(missing, 404, 'CUSTOS_ERR_NOT_FOUND');
     for (const who of ['admin', 'desk', 'other']) {
       const r = await as[who]!.get(`/api/v1/patients/${patientId}/disclosures`);
       expect({ who, status: r.status, text: r.text }).toEqual({ who, status: 404, text: missing.text });

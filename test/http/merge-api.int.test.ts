@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { totpAt } from '../../src/identity/totp.ts';
 import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
-import { Client, type Response, startServer, type TestServer } from '../support/http.ts';
-import { enrollStaff, logIn, PASSWORD, type Staff } from '../support/staff.ts';
+import { Client, expectError, startServer, type TestServer } from '../support/http.ts';
+import { enrollStaff, logIn, reauth as reauthAs, type Staff } from '../support/staff.ts';
 
 const skip = skipReason();
 if (skip) {
@@ -32,23 +31,7 @@ describe.skipIf(skip)('merge API over HTTPS', () => {
     await server?.close();
   });
 
-  const error = (r: Response, status: number, code: string, field?: string) => {
-    expect({ status: r.status, code: (r.body as { error?: { code: string } }).error?.code }).toEqual({
-      status,
-      code,
-    });
-    if (field !== undefined) {
-      expect((r.body as { error: { field?: string } }).error.field).toBe(field);
-    }
-  };
-  const reauth = async (who: string) => {
-    const r = await as[who]!.post('/api/v1/auth/reauth', {
-      password: PASSWORD,
-      code: totpAt(staff[who]!.secret, server.clock.now()),
-    });
-    expect(r.status).toBe(204);
-    server.clock.advance(30_000);
-  };
+  const reauth = (who: string) => reauthAs(server, as[who]!, staff[who]!);
   const register = async (given: string) => {
     const r = await as.doc!.post('/api/v1/patients', {
       identity: identity({ name: { given: [given], family: 'Mergeapi' } }),
@@ -69,26 +52,26 @@ describe.skipIf(skip)('merge API over HTTPS', () => {
 
     // A sensitive action: the login 6 minutes ago no longer counts.
     server.clock.advance(6 * 60_000);
-    error(
+    expectError(
       await as.doc!.post(`/api/v1/patients/${target}/merge`, { sourceId: source }),
       403,
       'CUSTOS_ERR_STEP_UP',
     );
     await reauth('doc');
-    error(
+    expectError(
       await as.doc!.post(`/api/v1/patients/${target}/merge`, {}),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.sourceId',
     );
-    error(
+    expectError(
       await as.doc!.post(`/api/v1/patients/${target}/merge`, { sourceId: 'Synthetic-not-an-id' }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.sourceId',
     );
     const self = await as.doc!.post(`/api/v1/patients/${target}/merge`, { sourceId: target });
-    error(self, 400, 'CUSTOS_ERR_VALIDATION', 'body.sourceId');
+    expectError(self, 400, 'CUSTOS_ERR_VALIDATION', 'body.sourceId');
     expect(self.text).not.toContain(target);
 
     const merged = await as.doc!.post(`/api/v1/patients/${target}/merge`, { sourceId: source });
@@ -105,7 +88,7 @@ describe.skipIf(skip)('merge API over HTTPS', () => {
     expect(((await as.doc!.get(`/api/v1/patients/${source}`)).body as { active: boolean }).active).toBe(
       false,
     );
-    error(
+    expectError(
       await as.doc!.post(`/api/v1/patients/${target}/merge`, { sourceId: source }),
       409,
       'CUSTOS_ERR_CONFLICT',
@@ -127,12 +110,12 @@ describe.skipIf(skip)('merge API over HTTPS', () => {
     ]);
 
     server.clock.advance(6 * 60_000);
-    error(await as.doc!.post(`/api/v1/merges/${mergeId}/undo`), 403, 'CUSTOS_ERR_STEP_UP');
+    expectError(await as.doc!.post(`/api/v1/merges/${mergeId}/undo`), 403, 'CUSTOS_ERR_STEP_UP');
     await reauth('doc');
     const undone = await as.doc!.post(`/api/v1/merges/${mergeId}/undo`);
     expect(undone.status).toBe(204);
     expect(undone.text).toBe('');
-    error(await as.doc!.post(`/api/v1/merges/${mergeId}/undo`), 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(await as.doc!.post(`/api/v1/merges/${mergeId}/undo`), 409, 'CUSTOS_ERR_CONFLICT');
     const back = (await as.doc!.get(`/api/v1/patients/${source}/records`)).body as {
       records: { id: string }[];
     };
@@ -156,14 +139,14 @@ describe.skipIf(skip)('merge API over HTTPS', () => {
     const source = await register('Dupeagain');
     await reauth('desk');
     const desk = await as.desk!.post(`/api/v1/patients/${target}/merge`, { sourceId: source });
-    error(desk, 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(desk, 404, 'CUSTOS_ERR_NOT_FOUND');
     // The colleague is on the target's care team only.
     expect(
       (await as.doc!.post(`/api/v1/patients/${target}/care-team`, { userId: staff.colleague!.id })).status,
     ).toBe(201);
     await reauth('colleague');
     const colleague = await as.colleague!.post(`/api/v1/patients/${target}/merge`, { sourceId: source });
-    error(colleague, 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(colleague, 404, 'CUSTOS_ERR_NOT_FOUND');
     expect(colleague.text).toBe(desk.text);
     const denied = await server.custos.database.owner
       .selectFrom('audit_entries')

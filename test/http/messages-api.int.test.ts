@@ -7,7 +7,7 @@ import { MessageNotices } from '../../src/notify/message-notices.ts';
 import { readOutbox } from '../../src/notify/outbox.ts';
 import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
-import { Client, type Response, startServer, type TestServer } from '../support/http.ts';
+import { Client, expectError, startServer, type TestServer } from '../support/http.ts';
 import { enrollStaff, logIn, type Staff } from '../support/staff.ts';
 
 const skip = skipReason();
@@ -85,15 +85,6 @@ describe.skipIf(skip)('secure messages API over HTTPS', () => {
     await server?.close();
   });
 
-  const error = (r: Response, status: number, code: string, field?: string) => {
-    expect({ status: r.status, code: (r.body as { error?: { code: string } }).error?.code }).toEqual({
-      status,
-      code,
-    });
-    if (field !== undefined) {
-      expect((r.body as { error: { field?: string } }).error.field).toBe(field);
-    }
-  };
   /** The patient through the gate, as the portal will call it (no portal route exists yet). */
   const patient = (patientId: string): AccessContext =>
     accessContext({
@@ -279,7 +270,7 @@ describe.skipIf(skip)('secure messages API over HTTPS', () => {
     // Roles without messages have no inbox: the 404 of a missing route, audited as a denial.
     for (const who of ['desk', 'bill', 'officer', 'admin']) {
       const mark = await lastSeq();
-      error(await as[who]!.get('/api/v1/inbox'), 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(await as[who]!.get('/api/v1/inbox'), 404, 'CUSTOS_ERR_NOT_FOUND');
       const denied = (await entriesSince(mark)).filter((e) => e.actor_id === staff[who]!.id);
       expect(
         denied.map((e) => [e.action, e.resource_type, e.outcome]),
@@ -342,7 +333,7 @@ describe.skipIf(skip)('secure messages API over HTTPS', () => {
     ];
     for (const [method, path, body, field] of cases) {
       const r = await as.doc!.request(method, path, body);
-      error(r, 400, 'CUSTOS_ERR_VALIDATION', field);
+      expectError(r, 400, 'CUSTOS_ERR_VALIDATION', field);
       expect(r.text, `${method} ${path}`).not.toContain('xxxxxxxx');
       expect(r.text, `${method} ${path}`).not.toContain('Synthetic');
     }
@@ -412,12 +403,12 @@ describe.skipIf(skip)('secure messages API over HTTPS', () => {
     tick();
     const closed = await as.doc!.post(`/api/v1/threads/${id}/close`);
     expect(closed).toMatchObject({ status: 200, body: { closedAt: server.clock.now().toISOString() } });
-    error(
+    expectError(
       await as.doc!.post(`/api/v1/threads/${id}/messages`, { text: 'Synthetic late.' }),
       409,
       'CUSTOS_ERR_CONFLICT',
     );
-    error(await as.doc!.post(`/api/v1/threads/${id}/close`), 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(await as.doc!.post(`/api/v1/threads/${id}/close`), 409, 'CUSTOS_ERR_CONFLICT');
     await expect(
       server.custos.chart.postMessage(patient(main), id, { text: 'Synthetic late reply.' }),
     ).rejects.toMatchObject({ code: 'CUSTOS_ERR_CONFLICT' });

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { totpAt } from '../../src/identity/totp.ts';
 import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
-import { Client, type Response, startServer, type TestServer } from '../support/http.ts';
-import { enrollStaff, logIn, PASSWORD, type Staff } from '../support/staff.ts';
+import { Client, expectError, startServer, type TestServer } from '../support/http.ts';
+import { enrollStaff, logIn, reauth as reauthAs, type Staff } from '../support/staff.ts';
 
 const skip = skipReason();
 if (skip) {
@@ -34,23 +33,7 @@ describe.skipIf(skip)('notes API over HTTPS', () => {
     await server?.close();
   });
 
-  const error = (r: Response, status: number, code: string, field?: string) => {
-    expect({ status: r.status, code: (r.body as { error: { code: string } }).error?.code }).toEqual({
-      status,
-      code,
-    });
-    if (field !== undefined) {
-      expect((r.body as { error: { field?: string } }).error.field).toBe(field);
-    }
-  };
-  const reauth = async (who: string) => {
-    const r = await as[who]!.post('/api/v1/auth/reauth', {
-      password: PASSWORD,
-      code: totpAt(staff[who]!.secret, server.clock.now()),
-    });
-    expect(r.status).toBe(204);
-    server.clock.advance(30_000);
-  };
+  const reauth = (who: string) => reauthAs(server, as[who]!, staff[who]!);
 
   it('signs a draft after step-up, refuses edits, amends it, and decides amendment requests', async () => {
     const p = await as.doc!.post('/api/v1/patients', {
@@ -65,13 +48,13 @@ describe.skipIf(skip)('notes API over HTTPS', () => {
     const noteId = (created.body as { id: string }).id;
     // The login itself was an authentication; 6 minutes later it no longer counts for signing.
     server.clock.advance(6 * 60_000);
-    error(
+    expectError(
       await as.doc!.post(`/api/v1/records/${noteId}/sign`, { expectedVersion: 1 }),
       403,
       'CUSTOS_ERR_STEP_UP',
     );
     await reauth('doc');
-    error(
+    expectError(
       await as.doc!.post(`/api/v1/records/${noteId}/sign`, { expectedVersion: 0 }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -80,7 +63,7 @@ describe.skipIf(skip)('notes API over HTTPS', () => {
     const signedAt = server.clock.now().toISOString();
     const signed = await as.doc!.post(`/api/v1/records/${noteId}/sign`, { expectedVersion: 1 });
     expect(signed).toMatchObject({ status: 200, body: { signedAt } });
-    error(
+    expectError(
       await as.doc!.request('PUT', `/api/v1/records/${noteId}`, {
         expectedVersion: 1,
         body: noteBody('Edited.'),
@@ -98,7 +81,7 @@ describe.skipIf(skip)('notes API over HTTPS', () => {
     expect(req.status).toBe(201);
     const requestId = (req.body as { id: string }).id;
     await reauth('colleague');
-    error(
+    expectError(
       await as.colleague!.post(`/api/v1/records/${noteId}/amendments`, { reason: '', body: noteBody('x') }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -110,7 +93,7 @@ describe.skipIf(skip)('notes API over HTTPS', () => {
     });
     expect(amended.status).toBe(201);
     const amendmentId = (amended.body as { id: string }).id;
-    error(
+    expectError(
       await as.colleague!.post(`/api/v1/amendment-requests/${requestId}/decision`, { decision: 'accepted' }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -134,7 +117,7 @@ describe.skipIf(skip)('notes API over HTTPS', () => {
       },
     ]);
     // Front desk sees neither the notes nor the requests about them.
-    error(
+    expectError(
       await as.desk!.get(`/api/v1/patients/${patientId}/amendment-requests`),
       404,
       'CUSTOS_ERR_NOT_FOUND',

@@ -3,15 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { totpAt } from '../../src/identity/totp.ts';
 import { createMailer } from '../../src/notify/mailer.ts';
 import { readOutbox } from '../../src/notify/outbox.ts';
 import type { AppointmentEvent } from '../../src/scheduling/events.ts';
 import { runReminders } from '../../src/scheduling/reminders.ts';
 import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
-import { Client, type Response, startServer, type TestServer } from '../support/http.ts';
-import { enrollStaff, logIn, PASSWORD, type Staff } from '../support/staff.ts';
+import { Client, expectError, startServer, type TestServer } from '../support/http.ts';
+import { enrollStaff, logIn, reauth as reauthAs, type Staff } from '../support/staff.ts';
 
 const skip = skipReason();
 if (skip) {
@@ -99,28 +98,12 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
 
   const doc = () => as['oncology-doc']!;
   const docId = () => staff['oncology-doc']!.id;
-  const error = (r: Response, status: number, code: string, field?: string) => {
-    expect({ status: r.status, code: (r.body as { error?: { code: string } }).error?.code }, r.text).toEqual({
-      status,
-      code,
-    });
-    if (field !== undefined) {
-      expect((r.body as { error: { field?: string } }).error.field).toBe(field);
-    }
-  };
   const put = (c: Client, url: string, body: unknown) => c.request('PUT', url, body);
   /** Local Amsterdam time in winter (UTC+1) as an instant. */
   const cet = (day: string, hhmm: string) => new Date(`${day}T${hhmm}:00+01:00`).toISOString();
   const book = (c: Client, body: Record<string, unknown>) =>
     c.post('/api/v1/appointments', { patientId: patient, clinicianId: docId(), ...body });
-  const reauth = async (who: string) => {
-    const r = await as[who]!.post('/api/v1/auth/reauth', {
-      password: PASSWORD,
-      code: totpAt(staff[who]!.secret, server.clock.now()),
-    });
-    expect(r.status).toBe(204);
-    server.clock.advance(30_000);
-  };
+  const reauth = (who: string) => reauthAs(server, as[who]!, staff[who]!);
 
   it('keeps working hours: the clinician, front desk and the administrator; nobody else', async () => {
     const week = ['mon', 'tue', 'wed', 'thu', 'fri'].map((weekday) => ({
@@ -132,7 +115,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
     const set = await put(doc(), `/api/v1/clinicians/${docId()}/hours`, { hours: week });
     expect(set.status, set.text).toBe(200);
     expect(set.body).toMatchObject({ clinicianId: docId(), timeZone: 'Europe/Amsterdam' });
-    error(
+    expectError(
       await put(doc(), `/api/v1/clinicians/${docId()}/hours`, {
         hours: [{ weekday: 'mon', start: '12:00', end: '11:00' }],
       }),
@@ -140,7 +123,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       'CUSTOS_ERR_VALIDATION',
       'body.hours.0.end',
     );
-    error(
+    expectError(
       await put(doc(), `/api/v1/clinicians/${docId()}/hours`, {
         hours: [{ weekday: 'someday', start: '09:00', end: '11:00' }],
       }),
@@ -154,7 +137,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       expect((r.body as { hours: unknown[] }).hours).toHaveLength(5);
     }
     for (const who of ['bill', 'colleague', 'nurse']) {
-      error(await as[who]!.get(`/api/v1/clinicians/${docId()}/hours`), 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(await as[who]!.get(`/api/v1/clinicians/${docId()}/hours`), 404, 'CUSTOS_ERR_NOT_FOUND');
     }
   });
 
@@ -170,7 +153,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
     expect(body.hoursSet).toBe(true);
     expect(body.free).toEqual([{ start: cet('2026-11-24', '09:00'), end: cet('2026-11-24', '17:00') }]);
     expect(body.slots).toHaveLength(8);
-    error(
+    expectError(
       await as.desk!.post('/api/v1/availability', {
         clinicianId: docId(),
         from: cet('2026-11-24', '10:00'),
@@ -180,7 +163,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       'CUSTOS_ERR_VALIDATION',
       'body.to',
     );
-    error(
+    expectError(
       await as.desk!.post('/api/v1/availability', {
         clinicianId: docId(),
         from: 'tomorrow',
@@ -190,7 +173,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       'CUSTOS_ERR_VALIDATION',
       'body.from',
     );
-    error(
+    expectError(
       await as.bill!.post('/api/v1/availability', {
         clinicianId: docId(),
         from: cet('2026-11-24', '00:00'),
@@ -222,7 +205,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       durationMinutes: 30,
       room: 'Room 2',
     });
-    error(busy, 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(busy, 409, 'CUSTOS_ERR_CONFLICT');
     expect((busy.body as { error: { conflicts: unknown[] } }).error.conflicts).toEqual([
       { kind: 'clinician', start: cet('2026-11-24', '10:00'), end: cet('2026-11-24', '10:50') },
     ]);
@@ -238,7 +221,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       room: ROOM,
     });
     // The colleague is not on that patient's care team and may not reach it.
-    error(colleagueBooking, 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(colleagueBooking, 404, 'CUSTOS_ERR_NOT_FOUND');
     const room = await as.desk!.post('/api/v1/appointments', {
       patientId: deskPatient,
       clinicianId: staff.colleague!.id,
@@ -246,31 +229,36 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       end: cet('2026-11-24', '11:00'),
       room: ROOM,
     });
-    error(room, 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(room, 409, 'CUSTOS_ERR_CONFLICT');
     expect(
       (room.body as { error: { conflicts: { kind: string }[] } }).error.conflicts.map((c) => c.kind),
     ).toEqual(['room']);
     // Outside the clinician's working hours.
     const late = await book(doc(), { start: cet('2026-11-24', '17:30'), durationMinutes: 30 });
-    error(late, 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(late, 409, 'CUSTOS_ERR_CONFLICT');
     expect(
       (late.body as { error: { conflicts: { kind: string }[] } }).error.conflicts.map((c) => c.kind),
     ).toEqual(['hours']);
     // Validation names the field.
-    error(await book(doc(), { start: cet('2026-11-24', '12:00') }), 400, 'CUSTOS_ERR_VALIDATION', 'body.end');
-    error(
+    expectError(
+      await book(doc(), { start: cet('2026-11-24', '12:00') }),
+      400,
+      'CUSTOS_ERR_VALIDATION',
+      'body.end',
+    );
+    expectError(
       await book(doc(), { start: cet('2026-11-20', '12:00'), durationMinutes: 30 }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.start',
     );
-    error(
+    expectError(
       await book(doc(), { start: cet('2026-11-24', '12:00'), durationMinutes: 2 }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.durationMinutes',
     );
-    error(
+    expectError(
       await book(doc(), {
         clinicianId: staff.desk!.id,
         start: cet('2026-11-24', '12:00'),
@@ -280,7 +268,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       'CUSTOS_ERR_VALIDATION',
       'body.clinicianId',
     );
-    error(
+    expectError(
       await book(doc(), { patientId: 'nope', start: cet('2026-11-24', '12:00'), durationMinutes: 30 }),
       404,
       'CUSTOS_ERR_NOT_FOUND',
@@ -299,7 +287,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       reason: REASON,
       room: ROOM,
     });
-    error(
+    expectError(
       await put(as.desk!, `/api/v1/appointments/${a.id}`, {
         expectedVersion: 1,
         start: cet('2026-11-24', '13:00'),
@@ -308,7 +296,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       412,
       'CUSTOS_ERR_VERSION_CONFLICT',
     );
-    error(
+    expectError(
       await put(doc(), `/api/v1/appointments/${a.id}`, {
         expectedVersion: 2,
         start: cet('2026-11-24', '13:00'),
@@ -332,14 +320,14 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
     });
     expect(cancelled.status, cancelled.text).toBe(200);
     expect(cancelled.body).toMatchObject({ status: 'cancelled', cancelCode: 'patient-request', version: 2 });
-    error(
+    expectError(
       await as.desk!.post(`/api/v1/appointments/${(freed.body as Appt).id}/cancel`, {
         reasonCode: 'patient-request',
       }),
       409,
       'CUSTOS_ERR_CONFLICT',
     );
-    error(
+    expectError(
       await as.desk!.post(`/api/v1/appointments/${(freed.body as Appt).id}/cancel`, { reasonCode: 'bored' }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -376,7 +364,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       members: { userId: string; current: boolean }[];
     };
     expect(team.members.some((m) => m.userId === docId() && m.current)).toBe(true);
-    error(
+    expectError(
       await as.desk!.post('/api/v1/appointments', {
         patientId: deskPatient,
         clinicianId: docId(),
@@ -422,7 +410,11 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
 
   it('shows a clinician off the care team busy time only, and gives billing and them 404 for the patient', async () => {
     for (const who of ['bill', 'clinoff', 'admin']) {
-      error(await as[who]!.get(`/api/v1/patients/${patient}/appointments`), 404, 'CUSTOS_ERR_NOT_FOUND');
+      expectError(
+        await as[who]!.get(`/api/v1/patients/${patient}/appointments`),
+        404,
+        'CUSTOS_ERR_NOT_FOUND',
+      );
     }
     const cal = await as.clinoff!.post('/api/v1/calendar', {
       clinicianId: docId(),
@@ -436,7 +428,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
     const entries = (cal.body as { entries: { status: string; appointment?: unknown }[] }).entries;
     expect(entries.length).toBeGreaterThan(0);
     expect(entries.every((e) => e.status === 'busy' && e.appointment === undefined)).toBe(true);
-    error(
+    expectError(
       await as.bill!.post('/api/v1/calendar', {
         clinicianId: docId(),
         from: cet('2026-11-24', '00:00'),
@@ -476,7 +468,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       start: cet('2027-03-09', '15:30'),
       count: 3,
     });
-    error(clash, 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(clash, 409, 'CUSTOS_ERR_CONFLICT');
     const occ = (clash.body as { error: { occurrences: { index: number; conflicts: { kind: string }[] }[] } })
       .error.occurrences;
     expect(occ.map((o) => [o.index, o.conflicts.map((c) => c.kind)])).toEqual([
@@ -487,13 +479,13 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       appointments: Appt[];
     };
     expect(after.appointments.length).toBe(before.appointments.length);
-    error(
+    expectError(
       await doc().post('/api/v1/appointments/series', { ...series, count: undefined }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.count',
     );
-    error(
+    expectError(
       await doc().post('/api/v1/appointments/series', { ...series, count: 500 }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -533,7 +525,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
     });
     expect(r.status, r.text).toBe(201);
     const id = (r.body as Appt).id;
-    error(await as.desk!.post(`/api/v1/appointments/${id}/no-show`, {}), 409, 'CUSTOS_ERR_CONFLICT');
+    expectError(await as.desk!.post(`/api/v1/appointments/${id}/no-show`, {}), 409, 'CUSTOS_ERR_CONFLICT');
     server.clock.advance(12 * 60_000);
     const ns = await as.desk!.post(`/api/v1/appointments/${id}/no-show`, { expectedVersion: 1 });
     expect(ns.status, ns.text).toBe(200);
@@ -570,13 +562,13 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
     const entry = add.body as { id: string; note: string };
     expect(entry.note).toBe(NOTE);
     server.clock.advance(1000);
-    error(
+    expectError(
       await as.desk!.post('/api/v1/waiting-list', { patientId: deskPatient, note: 'Synthetic desk note' }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.note',
     );
-    error(
+    expectError(
       await as.desk!.post('/api/v1/waiting-list', {
         patientId: deskPatient,
         preferred: { from: '12:00', to: '09:00' },
@@ -594,7 +586,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
       .entries;
     expect(listed.map((e) => e.id)).toEqual([entry.id, (deskEntry.body as { id: string }).id]);
     expect(listed[0]!.patient.name?.family).toBe(FAMILY);
-    error(await as.bill!.get('/api/v1/waiting-list'), 404, 'CUSTOS_ERR_NOT_FOUND');
+    expectError(await as.bill!.get('/api/v1/waiting-list'), 404, 'CUSTOS_ERR_NOT_FOUND');
     expect(((await as.clinoff!.get('/api/v1/waiting-list')).body as { entries: unknown[] }).entries).toEqual(
       [],
     );
@@ -624,7 +616,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
     expect(offered.body).toMatchObject({ patientId: patient, clinicianId: docId(), status: 'booked' });
     expect(offered.body).not.toHaveProperty('reason');
     expect(events.at(-1)).toMatchObject({ kind: 'booked', appointmentId: (offered.body as Appt).id });
-    error(
+    expectError(
       await as.desk!.post(`/api/v1/waiting-list/${entry.id}/offer`, {
         start: cet('2026-11-26', '11:00'),
         durationMinutes: 50,
@@ -773,13 +765,13 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
     as.admin = new Client(server);
     await logIn(server, as.admin, staff.admin!);
     server.clock.advance(6 * 60_000);
-    error(
+    expectError(
       await put(as.admin!, '/api/v1/scheduling/settings', { timeZone: 'Europe/London' }),
       403,
       'CUSTOS_ERR_STEP_UP',
     );
     await reauth('admin');
-    error(
+    expectError(
       await put(as.admin!, '/api/v1/scheduling/settings', { timeZone: 'Nowhere/Atlantis' }),
       400,
       'CUSTOS_ERR_VALIDATION',
@@ -794,7 +786,7 @@ describe.skipIf(skip)('scheduling API over HTTPS', () => {
     expect((await as.desk!.get('/api/v1/scheduling/settings')).body).toMatchObject({
       timeZone: 'Europe/London',
     });
-    error(
+    expectError(
       await put(as.desk!, '/api/v1/scheduling/settings', { timeZone: 'UTC' }),
       404,
       'CUSTOS_ERR_NOT_FOUND',

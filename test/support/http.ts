@@ -2,6 +2,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { expect } from 'vitest';
 import { buildServer } from '../../src/http/server.ts';
 import { buildServices, type Services } from '../../src/http/services.ts';
 import { loadOrCreateCertificate } from '../../src/http/tls.ts';
@@ -191,4 +192,15 @@ export class Client {
   post = (path: string, body?: unknown, o?: Parameters<Client['request']>[3]) =>
     this.request('POST', path, body ?? {}, o);
   delete = (path: string, o?: Parameters<Client['request']>[3]) => this.request('DELETE', path, undefined, o);
+}
+
+/** Asserts an error answer: its status, its code, and (for a 400) the field it names. */
+export function expectError(r: Response, status: number, code: string, field?: string): void {
+  expect({ status: r.status, code: (r.body as { error?: { code: string } }).error?.code }, r.text).toEqual({
+    status,
+    code,
+  });
+  if (field !== undefined) {
+    expect((r.body as { error: { field?: string } }).error.field).toBe(field);
+  }
 }

@@ -67,3 +67,15 @@ export async function logIn(
   }
   server.clock.advance(30_000);
 }
+
+/** A step-up: re-authenticates with password and the current TOTP code, then moves the clock one step. */
+export async function reauth(server: TestServer, client: Client, staff: Staff): Promise<void> {
+  const r = await client.post('/api/v1/auth/reauth', {
+    password: PASSWORD,
+    code: totpAt(staff.secret, server.clock.now()),
+  });
+  if (r.status !== 204) {
+    throw new Error(`reauth: ${r.status} ${r.text}`);
+  }
+  server.clock.advance(30_000);
+}

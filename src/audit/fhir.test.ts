@@ -193,6 +193,15 @@ describe('toAuditEvent', () => {
     ['search', 'E', 'search-type'],
     ['list', 'E', 'search-type'],
     ['report', 'E', 'operation'],
+    ['sign', 'U', 'update'],
+    ['amend', 'C', 'create'],
+    ['post', 'C', 'create'],
+    ['close', 'U', 'update'],
+    ['merge', 'U', 'operation'],
+    ['unmerge', 'U', 'operation'],
+    ['download-token', 'E', 'operation'],
+    ['redeem', 'R', 'read'],
+    ['disclose', 'R', 'operation'],
     ['break-glass', 'E', undefined],
   ])('maps action %s to %s (RESTful interaction %s)', (action, code, interaction) => {
     const e = toAuditEvent(entry({ action }));

@@ -84,6 +84,17 @@ const ACTIONS: Record<string, { action: NonNullable<AuditEvent['action']>; inter
   search: { action: 'E', interaction: 'search-type' },
   list: { action: 'E', interaction: 'search-type' },
   report: { action: 'E', interaction: 'operation' },
+  // The clinic API (issue 6).
+  sign: { action: 'U', interaction: 'update' },
+  amend: { action: 'C', interaction: 'create' },
+  post: { action: 'C', interaction: 'create' },
+  close: { action: 'U', interaction: 'update' },
+  merge: { action: 'U', interaction: 'operation' },
+  unmerge: { action: 'U', interaction: 'operation' },
+  'download-token': { action: 'E', interaction: 'operation' },
+  redeem: { action: 'R', interaction: 'read' },
+  // A disclosure to a third party: data read for transmission (HIPAA 164.528).
+  disclose: { action: 'R', interaction: 'operation' },
 };
 
 const OUTCOMES: Record<string, NonNullable<AuditEvent['outcome']>> = {

@@ -70,6 +70,7 @@ Environment:
   CUSTOS_PORTAL_URL                  patient portal linked from notifications (default https://localhost:8444)
   CUSTOS_SMTP_CA_FILE                PEM certificate of the private CA that signed the relay's certificate
   CUSTOS_EXPORT_PASSPHRASE           passphrase of export archives (else read from standard input)
+  CUSTOS_MAX_UPLOAD_BYTES            largest file upload (default 26214400, 25 MiB); larger ones get 413
 
 Exit codes: 0 done, 1 failed, 2 usage or input error (nothing was changed).
 `;
@@ -77,7 +78,7 @@ Exit codes: 0 done, 1 failed, 2 usage or input error (nothing was changed).
 type Command = (args: string[], config: Config, io: Io) => Promise<number>;
 
 /** Runs the command line; returns the exit code. The only place that reads `process.argv` is bin/. */
-export async function main(argv: string[], io: Io = process, config: Config = loadConfig()): Promise<number> {
+export async function main(argv: string[], io: Io = process, config?: Config): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(HELP);
@@ -88,7 +89,8 @@ export async function main(argv: string[], io: Io = process, config: Config = lo
     if (!command) {
       throw new UsageError(`unknown command '${name}'`);
     }
-    return await command(rest, config, io);
+    // A bad setting (CUSTOS_MAX_UPLOAD_BYTES=lots) is one line naming the variable, exit 2.
+    return await command(rest, config ?? loadConfig(), io);
   } catch (e) {
     return reportError(io, e);
   }

@@ -83,6 +83,7 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
   }
   const app = await buildServer(services, {
     tls,
+    uploadLimit: config.maxUploadBytes,
     ...(values['behind-proxy'] ? { trustedProxies: config.trustedProxies } : {}),
     log: (line) => io.stdout.write(`${new Date().toISOString()} ${line}\n`),
   });

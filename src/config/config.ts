@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { validationError } from '../errors.ts';
 
 /** Typed configuration. This is the only module that reads `process.env` (CONVENTIONS.md). */
 export interface Config {
@@ -10,6 +11,8 @@ export interface Config {
   readonly keyFile: string;
   /** Largest FHIR bundle `custos import` accepts, in bytes. */
   readonly maxImportBytes: number;
+  /** Largest file upload (`CUSTOS_MAX_UPLOAD_BYTES`, default 25 MiB); larger ones get 413. */
+  readonly maxUploadBytes: number;
   /** File that receives every sealed audit entry as a JSON line (a copy outside the database). */
   readonly auditMirror: string | undefined;
   /** `udp://host:port` or `tcp://host:port`: a syslog collector receiving every sealed entry. */
@@ -47,12 +50,17 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   const databaseUrl = env.DATABASE_URL || undefined;
   const keyFile = path.resolve(cwd, env.CUSTOS_KEY_FILE || path.join(dataDir, 'custos.keys'));
   const maxImportBytes = Number(env.CUSTOS_MAX_IMPORT_BYTES || 50 * 1024 * 1024);
+  const maxUploadBytes = Number(env.CUSTOS_MAX_UPLOAD_BYTES || 25 * 1024 * 1024);
+  if (!Number.isSafeInteger(maxUploadBytes) || maxUploadBytes < 1) {
+    throw validationError('CUSTOS_MAX_UPLOAD_BYTES', 'must be a positive whole number of bytes');
+  }
   const auditMirror = env.CUSTOS_AUDIT_MIRROR ? path.resolve(cwd, env.CUSTOS_AUDIT_MIRROR) : undefined;
   return {
     dataDir,
     databaseUrl,
     keyFile,
     maxImportBytes,
+    maxUploadBytes,
     auditMirror,
     auditSyslog: env.CUSTOS_AUDIT_SYSLOG || undefined,
     host: env.CUSTOS_HOST || 'localhost',

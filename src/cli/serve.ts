@@ -49,10 +49,11 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
     );
   }
   const log = (line: string) => io.stdout.write(`${new Date().toISOString()} ${line}\n`);
-  // "You have a new message" e-mails to patients (the relay, or the outbox under the data folder).
-  const noticeMailer = createMailer(config);
+  // One mailer for every notification ("you have a new message", appointment reminders): the
+  // relay over TLS, or the outbox under the data folder.
+  const mailer = createMailer(config);
   const services = buildServices(custos, {
-    mail: { mailer: noticeMailer, portalUrl: config.portalUrl, log },
+    mail: { mailer, portalUrl: config.portalUrl, log },
     webhooks: {
       ...(config.webhookCaFile ? { ca: fs.readFileSync(config.webhookCaFile, 'utf8') } : {}),
       allowPrivateAddresses: config.webhookAllowPrivate,
@@ -105,13 +106,12 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
     clock: services.clock,
     log: (line) => io.stdout.write(`${new Date().toISOString()} ${line}\n`),
   });
-  // Appointment reminders every 5 minutes: through the relay (TLS) or into the outbox folder.
-  const reminderMailer = createMailer(config);
+  // Appointment reminders every 5 minutes.
   const reminders = startReminders({
     chart: custos.chart,
     db: custos.database.db,
     practiceId: custos.practiceId,
-    mailer: reminderMailer,
+    mailer,
     portalUrl: config.portalUrl,
     clock: services.clock,
     log: (line) => io.stdout.write(`${new Date().toISOString()} ${line}\n`),
@@ -125,13 +125,12 @@ export async function serve(args: string[], config: Config, io: Io): Promise<num
   io.stdout.write('custos: stopping\n');
   await sweep.stop();
   await reminders.stop();
-  reminderMailer.close();
   await services.webhooks.stop();
   await sealer.stop();
   await mirror.close();
   await app.close();
   await services.notices.drain();
-  noticeMailer.close();
+  mailer.close();
   await custos.close();
   return EXIT_OK;
 }

@@ -347,17 +347,19 @@ const recordSelect = (q: {
   page?: RecordPage;
 }) => (q.page ? sql`(${recordRows(q)} ${pageClause(q.page)})` : recordRows(q));
 
-/** A page of a record list: oldest first, after the cursor (created_at, id) of the previous page's last row. */
+/**
+ * A page of a record list: the rows after the cursor (created_at, id) of the previous page's last
+ * visible record, oldest first. No LIMIT here: which rows the caller may see is decided per row
+ * afterwards (before any decryption), and a page must be cut among visible records only, or its
+ * cursor would point at (and count) records the caller may not see.
+ */
 export interface RecordPage {
-  /** Rows to fetch: one more than the page size, so the caller knows whether there is a next page. */
-  readonly fetch: number;
   readonly after?: { readonly createdAt: Date; readonly id: string };
 }
 
 const pageClause = (page: RecordPage) => sql`
      ${page.after ? sql`AND (r.created_at, r.id) > (${page.after.createdAt}, ${page.after.id})` : sql``}
-   ORDER BY r.created_at, r.id
-   LIMIT ${page.fetch}`;
+   ORDER BY r.created_at, r.id`;
 
 const recordRows = (q: {
   practiceId: string;

@@ -92,6 +92,20 @@ export async function attachFile(
     },
     async (tx, t, prep, keys) => {
       const { id, link, stored, now } = prep;
+      // The upload took a while: decide again inside the writing transaction (which share-locks
+      // the patient row), so a care-team end, a consent change or a merge that committed
+      // meanwhile is respected, and the content is still under this patient's key.
+      const again = await g.patientFacts(tx, ctx, { ...t }, patientId, 'write', {
+        kind: 'section',
+        section: 'document',
+        sensitivity: prep.sensitivity,
+      });
+      if (again.link.pseudonym !== link.pseudonym || again.link.clinicalKeyId !== link.clinicalKeyId) {
+        throw new CustosError(
+          'CUSTOS_ERR_CONFLICT',
+          'the patient changed while the file was uploading; upload it again',
+        );
+      }
       const body = parseBody('document', {
         title: input.title,
         contentType: stored.contentType,

@@ -619,6 +619,8 @@ export function visibleRecords(
   facts: PatientFacts,
   action: 'read' | 'export',
   keys: CallKeys,
+  /** Stop after this many visible records (nothing beyond is decrypted). */
+  atMost = Number.POSITIVE_INFINITY,
 ): ClinicalRecord[] {
   const subject = g.subject(ctx);
   const wk = wrappedKeys(rows);
@@ -626,6 +628,9 @@ export function visibleRecords(
   for (const r of rows) {
     if (r.part !== 'record') {
       continue;
+    }
+    if (out.length >= atMost) {
+      break;
     }
     const record = recordFactsOf(r);
     const d = g.policy(subject, action, { kind: 'record', record }, { patient: facts });

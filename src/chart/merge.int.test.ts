@@ -357,6 +357,18 @@ describe.skipIf(skip)('merging duplicate patients', () => {
     );
   });
 
+  it('serializes two merges of the same pair: one moves, the other is a conflict (never a deadlock)', async () => {
+    const g = await duplicates('Mergetwice');
+    const results = await Promise.allSettled([
+      c.chart.mergePatients(doc, g.source, g.target),
+      c.chart.mergePatients(doc, g.source, g.target),
+    ]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(isCustosError(failed.reason, 'CUSTOS_ERR_CONFLICT')).toBe(true);
+    expect((await c.chart.listMerges(doc, g.target)).length).toBe(1);
+  });
+
   it('refuses to merge into a less protected target (restricted flag, consent directives)', async () => {
     const g = await duplicates('Mergeprotected');
     await c.chart.setConsent(doc, g.source, 0, { withholdCategories: ['mental-health'] });

@@ -121,7 +121,14 @@ export async function mergePatients(
     },
     async (tx, t, prep, keys) => {
       // Decided again inside the transaction, on locked rows: a concurrent change in between
-      // (consent, care team, another merge) is seen here.
+      // (consent, care team, another merge) is seen here. The rows are locked for update first
+      // (in id order), before the share lock every gate write takes: two merges of one pair
+      // then queue instead of deadlocking on a lock upgrade.
+      await store.patientStates(tx, {
+        practiceId: ctx.practiceId,
+        patientIds: [sourceId, targetId],
+        lock: true,
+      });
       const { source, target } = await pair(g, tx, ctx, t, sourceId, targetId);
       await assertMergeable(tx, ctx, source, target, true);
       if (source.link.pseudonym !== prep.source.link.pseudonym) {
@@ -218,6 +225,12 @@ export async function unmergePatients(
     },
     async (tx, t, _prep, keys) => {
       const m = await loadMerge(tx, ctx, mergeId, true);
+      // For update first, then the gate's share lock (see merge): no lock upgrade to deadlock on.
+      await store.patientStates(tx, {
+        practiceId: ctx.practiceId,
+        patientIds: [m.source_id, m.target_id],
+        lock: true,
+      });
       const { source, target } = await pair(g, tx, ctx, t, m.source_id, m.target_id);
       assertUndoable(m, await states(tx, ctx, source, target, true), target);
       const manifest = openManifest(g, m);

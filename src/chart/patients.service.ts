@@ -235,7 +235,11 @@ export async function setActive(
         change.active ? 'this patient is active already' : 'this patient is inactive already',
       );
     }
-    t.detail = { active: change.active, ...(change.active ? {} : { reason: change.reason }) };
+    t.detail = {
+      ...(t.detail ?? {}),
+      active: change.active,
+      ...(change.active ? {} : { reason: change.reason }),
+    };
     return () => ({ active: change.active });
   });
 }

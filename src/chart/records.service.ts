@@ -189,9 +189,10 @@ export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
 }
 
 /**
- * The patient's current records, oldest first. With `limit`, one page: `next` is the cursor of
- * the page after it (null on the last page). A page holds the records the caller may see among
- * `limit` fetched rows, so it may hold fewer than `limit`; follow `next` until it is null.
+ * The patient's current records, oldest first. With `limit`, one page of at most `limit` records
+ * the caller may see; `next` is the cursor after the last of them (null on the last page). Pages
+ * are cut among visible records only: a cursor never points at, and a page never counts, a record
+ * the caller may not see.
  */
 export async function listRecordsPage(
   g: GateCore,
@@ -204,19 +205,21 @@ export async function listRecordsPage(
     throw validationError('limit', `must be an integer from 1 to ${MAX_PAGE}`);
   }
   const after = options.after === undefined ? undefined : decodeCursor(options.after);
-  const page = limit === undefined ? undefined : { fetch: limit + 1, ...(after ? { after } : {}) };
-  let next: string | null = null;
-  const records = await listRecordsIn(g, ctx, patientId, options.kind, page, (rows) => {
-    const fetched = rows.filter((r) => r.part === 'record');
-    if (limit !== undefined && fetched.length > limit) {
-      const last = fetched[limit - 1] as store.AuditedRow;
-      next = encodeCursor({ createdAt: last.created_at, id: last.id });
-      // The extra row only says that there is more; it belongs to the next page.
-      return rows.filter((r) => r !== fetched[limit]);
-    }
-    return rows;
-  });
-  return { records, next };
+  // One more than the page, to know whether a next page exists.
+  const found = await listRecordsIn(
+    g,
+    ctx,
+    patientId,
+    options.kind,
+    after ? { after } : {},
+    limit === undefined ? undefined : limit + 1,
+  );
+  if (limit === undefined || found.length <= limit) {
+    return { records: found, next: null };
+  }
+  const records = found.slice(0, limit);
+  const last = records[limit - 1] as ClinicalRecord;
+  return { records, next: encodeCursor({ createdAt: last.createdAt, id: last.id }) };
 }
 
 export function listRecords(
@@ -225,7 +228,7 @@ export function listRecords(
   patientId: string,
   kind: RecordKind | undefined,
 ): Promise<ClinicalRecord[]> {
-  return listRecordsIn(g, ctx, patientId, kind, undefined, (rows) => rows);
+  return listRecordsIn(g, ctx, patientId, kind, undefined, undefined);
 }
 
 async function listRecordsIn(
@@ -234,7 +237,7 @@ async function listRecordsIn(
   patientId: string,
   kind: RecordKind | undefined,
   page: store.RecordPage | undefined,
-  trim: (rows: store.AuditedRow[]) => store.AuditedRow[],
+  atMost: number | undefined,
 ): Promise<ClinicalRecord[]> {
   return g.read(ctx, { action: 'list', resourceType: 'record' }, async (db, t) => {
     const k = kind === undefined ? undefined : parseKind(kind);
@@ -258,7 +261,7 @@ async function listRecordsIn(
         records: { pseudonym: p.link.pseudonym, ...(k ? { kind: k } : {}), ...(page ? { page } : {}) },
         keyIds: [p.link.clinicalKeyId],
       },
-      reveal: (rows, keys) => visibleRecords(g, ctx, trim(rows), p.facts, 'read', keys),
+      reveal: (rows, keys) => visibleRecords(g, ctx, rows, p.facts, 'read', keys, atMost),
     };
   });
 }

@@ -111,13 +111,14 @@ export async function claimReminder(
         .set({ reminder_sent_at: q.now })
         .where('id', '=', row.id)
         .execute();
-      t.detail = { ...(t.detail ?? {}), claimed: true };
+      // A deactivated patient (deceased, moved away, merged) gets no reminder: claimed, not sent.
+      t.detail = { ...(t.detail ?? {}), claimed: true, ...(head.active ? {} : { inactive: true }) };
       return () => ({
         appointmentId: row.id,
         start: row.starts_at,
         end: row.ends_at,
         // Only the address leaves this function: the reminder names no one (minimum necessary).
-        email: openPatient(keys, head).identity.email ?? null,
+        email: head.active ? (openPatient(keys, head).identity.email ?? null) : null,
       });
     },
   );

@@ -1,4 +1,10 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMailer } from '../../src/notify/mailer.ts';
+import { readOutbox } from '../../src/notify/outbox.ts';
+import { runReminders } from '../../src/scheduling/reminders.ts';
 import { skipReason } from '../support/db.ts';
 import { identity } from '../support/fixtures.ts';
 import { Client, expectError, type Response, startServer, type TestServer } from '../support/http.ts';
@@ -296,6 +302,97 @@ describe.skipIf(skip)('dossier, deactivation and code search over HTTPS', () => 
       404,
       'CUSTOS_ERR_NOT_FOUND',
     );
+  });
+
+  it('cuts pages among the records the caller may see: a cursor never points at a hidden record', async () => {
+    const p = await as.doc!.post('/api/v1/patients', { identity: identity() });
+    const pid = (p.body as { id: string }).id;
+    const conditions: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await as.doc!.post(`/api/v1/patients/${pid}/records`, {
+        kind: 'note',
+        body: { body: 'Synthetic note hidden from billing.', date: '2026-03-01T10:00:00Z' },
+      });
+      server.clock.advance(1000);
+      const c = await as.doc!.post(`/api/v1/patients/${pid}/records`, {
+        kind: 'condition',
+        body: {
+          code: { system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'J45.909' },
+          clinicalStatus: 'active',
+        },
+      });
+      conditions.push((c.body as { id: string }).id);
+      server.clock.advance(1000);
+    }
+    // Two hidden notes after the last condition: a cursor leak would show up as a further page.
+    for (let i = 0; i < 2; i++) {
+      await as.doc!.post(`/api/v1/patients/${pid}/records`, {
+        kind: 'note',
+        body: { body: 'Synthetic trailing note.', date: '2026-03-01T10:00:00Z' },
+      });
+      server.clock.advance(1000);
+    }
+    const seen: string[] = [];
+    const cursors: string[] = [];
+    let next: string | null = null;
+    do {
+      const r = await as.bill!.get(`/api/v1/patients/${pid}/records?limit=1${next ? `&after=${next}` : ''}`);
+      expect(r.status).toBe(200);
+      const page = r.body as { records: { id: string; kind: string }[]; next: string | null };
+      expect(page.records).toHaveLength(1);
+      seen.push(...page.records.map((x) => x.id));
+      next = page.next;
+      if (next) {
+        cursors.push(Buffer.from(next, 'base64url').toString('utf8').split('|')[1] ?? '');
+      }
+    } while (next);
+    expect(seen).toEqual(conditions);
+    // Each cursor names a record billing saw, never a hidden one.
+    expect(cursors).toEqual(conditions.slice(0, 2));
+  });
+
+  it('sends no appointment reminder to a deactivated patient', async () => {
+    const p = await as.doc!.post('/api/v1/patients', {
+      identity: identity({ email: 'moved.away@example.org' }),
+    });
+    const pid = (p.body as { id: string }).id;
+    const start = new Date(
+      Math.ceil((server.clock.now().getTime() + 3 * 3_600_000) / 60_000) * 60_000,
+    ).toISOString();
+    const booked = await as.desk!.post('/api/v1/appointments', {
+      patientId: pid,
+      clinicianId: staff.doc!.id,
+      start,
+      durationMinutes: 30,
+    });
+    expect(booked.status, booked.text).toBe(201);
+    const off = await as.desk!.post(`/api/v1/patients/${pid}/deactivate`, { reason: 'moved-away' });
+    expect(off.status).toBe(200);
+    const outboxDir = fs.mkdtempSync(path.join(os.tmpdir(), 'custos-outbox-'));
+    try {
+      const job = {
+        chart: server.custos.chart,
+        db: server.custos.database.db,
+        practiceId: server.custos.practiceId,
+        mailer: createMailer(
+          {
+            dataDir: outboxDir,
+            smtpUrl: undefined,
+            smtpCaFile: undefined,
+            mailFrom: 'Custos <no-reply@example.org>',
+          },
+          { outboxDir },
+        ),
+        portalUrl: 'https://portal.example.org/',
+        clock: server.clock.now,
+      };
+      expect(await runReminders(job)).toEqual({ due: 1, sent: 0, skipped: 1, failed: 0 });
+      expect(await readOutbox(outboxDir)).toEqual([]);
+      // Claimed once: the next run finds nothing due.
+      expect(await runReminders(job)).toEqual({ due: 0, sent: 0, skipped: 0, failed: 0 });
+    } finally {
+      fs.rmSync(outboxDir, { recursive: true, force: true });
+    }
   });
 
   it('searches the ICD-10-CM list with the text in the body, for clinical and billing roles only', async () => {

@@ -323,7 +323,7 @@ export function registerChartRoutes(app: FastifyInstance, s: Services, resolve: 
     {
       method: 'GET',
       url: '/api/v1/patients/:id/records',
-      summary: `The patient's current records, oldest first, a page at a time (?kind=encounter|observation|condition|procedure|medication|therapy-plan|note|document, ?limit=1..500 (100), ?after=<next of the previous page>) {records, next: cursor or null}. A page holds the records the caller may see among \`limit\` fetched, so it may be shorter; follow next until null. ${SEES_RECORDS}`,
+      summary: `The patient's current records, oldest first, a page at a time (?kind=encounter|observation|condition|procedure|medication|therapy-plan|note|document, ?limit=1..500 (100), ?after=<next of the previous page>) {records, next: cursor or null}. Pages are cut among the records the caller may see; follow next until null. ${SEES_RECORDS}`,
       tags: TAGS,
       auth: 'session',
       params: PatientParams,

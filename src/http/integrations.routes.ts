@@ -139,7 +139,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, s: Services, res
       method: 'POST',
       url: '/api/v1/admin/integrations/:id/approve',
       summary:
-        "Privacy officer: approve the integration's configuration waiting for approval {expectedVersion?} → the integration. Not the administrator who made the change (409); 409 when nothing waits; 412 on a stale expectedVersion. Step-up required; audited",
+        "Privacy officer: approve the integration's configuration waiting for approval {expectedVersion} (the version reviewed; required) → the integration. Not the administrator who made the change (409); 409 when nothing waits; 412 on a stale expectedVersion. Step-up required; audited",
       tags: ['integrations'],
       auth: 'session',
       stepUp: true,
@@ -155,7 +155,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, s: Services, res
       method: 'POST',
       url: '/api/v1/admin/integrations/:id/reject',
       summary:
-        'Privacy officer: reject a configuration waiting for approval, or withdraw an approval {reason, expectedVersion?} → the integration, which sends nothing; the administrator sees the reason. Step-up required; audited',
+        'Privacy officer: reject a configuration waiting for approval, or withdraw an approval {reason, expectedVersion} (required) → the integration, which sends nothing; the administrator sees the reason. Step-up required; audited',
       tags: ['integrations'],
       auth: 'session',
       stepUp: true,

@@ -260,6 +260,16 @@ export class Integrations {
           'nobody decides on a change of their own: another privacy officer must',
         );
       }
+      // The decision is about the configuration the officer saw: without its version, a change
+      // made in the seconds before the click would be approved unseen.
+      if (r.expectedVersion === undefined) {
+        t.denied = 'no-version';
+        throw new CustosError(
+          'CUSTOS_ERR_VALIDATION',
+          'expectedVersion: must be given: the version of the configuration you reviewed',
+          { field: 'expectedVersion' },
+        );
+      }
       const now = this.#o.clock();
       const row = await tx
         .updateTable('integrations')

@@ -110,8 +110,23 @@ describe.skipIf(skip)('integrations that disclose patient identity need a privac
     secrets.set(integration.id, secret);
     return integration;
   };
-  const decide = (who: string, id: string, what: 'approve' | 'reject', body: unknown = {}) =>
-    as[who]!.post(`/api/v1/admin/integrations/${id}/${what}`, body);
+  /** Approves or rejects; without an explicit expectedVersion, the integration's current one. */
+  const decide = async (
+    who: string,
+    id: string,
+    what: 'approve' | 'reject',
+    body: Record<string, unknown> = {},
+  ) => {
+    const row = await server.custos.database.owner
+      .selectFrom('integrations' as never)
+      .select('version' as never)
+      .where('id' as never, '=', id as never)
+      .executeTakeFirst();
+    const version = (row as { version?: number } | undefined)?.version;
+    const sent =
+      'expectedVersion' in body || version === undefined ? body : { ...body, expectedVersion: version };
+    return as[who]!.post(`/api/v1/admin/integrations/${id}/${what}`, sent);
+  };
   /** Books an appointment through the API (the webhook deliveries are queued before it answers). */
   const book = async () => {
     const start = new Date(Date.UTC(2026, 11, 1, 8, 0) + slot++ * 30 * 60_000);
@@ -313,6 +328,21 @@ describe.skipIf(skip)('integrations that disclose patient identity need a privac
     expectError(stale, 412, 'CUSTOS_ERR_VERSION_CONFLICT');
     expectError(
       await decide('officer', identifying.id, 'approve', { expectedVersion: 'one' }),
+      400,
+      'CUSTOS_ERR_VALIDATION',
+      'body.expectedVersion',
+    );
+    // Without the version reviewed, nothing is approved: a change just before the click would be.
+    expectError(
+      await as.officer!.post(`/api/v1/admin/integrations/${identifying.id}/approve`, {}),
+      400,
+      'CUSTOS_ERR_VALIDATION',
+      'body.expectedVersion',
+    );
+    expectError(
+      await as.officer!.post(`/api/v1/admin/integrations/${identifying.id}/reject`, {
+        reason: 'Synthetic reason',
+      }),
       400,
       'CUSTOS_ERR_VALIDATION',
       'body.expectedVersion',

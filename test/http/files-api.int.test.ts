@@ -448,9 +448,11 @@ describe.skipIf(skip)('files API over HTTPS', () => {
         `[custos] 96 MiB upload: live memory peak +${mb(upGrowth)} MiB (RSS +${mb(up.rssGrowth())} MiB); download: +${mb(downGrowth)} MiB (RSS +${mb(down.rssGrowth())} MiB)`,
       );
       // Buffering the file anywhere would hold its 96 MiB (usually twice: plaintext and
-      // ciphertext); streaming holds a few 64 KiB segments and stream buffers.
-      expect(upGrowth).toBeLessThan(32 * MiB);
-      expect(downGrowth).toBeLessThan(32 * MiB);
+      // ciphertext); streaming holds a few 64 KiB segments and stream buffers, plus what the
+      // collector has not swept yet, which under the full suite's load (both engines at once)
+      // reached 32 MiB on the download side once. Half the file still fails any buffering.
+      expect(upGrowth).toBeLessThan(BIG / 2);
+      expect(downGrowth).toBeLessThan(BIG / 2);
     } finally {
       await app.close();
     }
